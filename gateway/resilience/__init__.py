@@ -1,0 +1,1 @@
+"""Resilience: circuit breakers, retries and back-off."""

@@ -1,0 +1,1 @@
+"""Routing: which deployment of a model group serves the next attempt."""

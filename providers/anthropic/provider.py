@@ -1,0 +1,118 @@
+"""Anthropic Messages API (``POST {api_base}/v1/messages``), translated to and from OpenAI chat.
+
+Auth is ``x-api-key`` plus the required ``anthropic-version`` header (option ``anthropic_version``)
+and, optionally, ``anthropic-beta`` (option ``anthropic_beta``). Models are listed with
+``GET {api_base}/v1/models``. There is no embeddings endpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from gateway.errors import GatewayError, UpstreamError
+from providers.anthropic import errors, request, response
+from providers.anthropic.stream import AnthropicStreamTranslator
+from providers.base import (
+    Call,
+    Capabilities,
+    OptionSpec,
+    Provider,
+    StreamTranslator,
+    Translated,
+    UpstreamRequest,
+    UpstreamResponse,
+)
+from providers.openai_compat import normalise_model
+
+
+class AnthropicProvider(Provider):
+    type_name = "anthropic"
+    default_api_base = "https://api.anthropic.com"
+    capabilities = Capabilities(chat=True, embeddings=False, tools=True, vision=True, json_mode=True,
+                                streaming_usage=True, list_models=True)
+    options = {
+        "anthropic_version": OptionSpec(str, "2023-06-01", "sent as the anthropic-version header"),
+        "anthropic_beta": OptionSpec((str, list), None, "beta feature name(s), sent as anthropic-beta",
+                                     item_type=str),
+        "default_max_tokens": OptionSpec(int, 4096, "max_tokens when the client sends neither max_tokens "
+                                         "nor max_completion_tokens (Anthropic requires one)"),
+        "allow_temperature_with_top_p": OptionSpec(bool, False, "send top_p together with temperature "
+                                                   "(newer models reject the pair; by default only "
+                                                   "temperature is sent)"),
+        "json_object": OptionSpec(str, "instruct", "response_format json_object: 'instruct' adds a system "
+                                  "instruction, 'reject' answers 400 unsupported_parameter"),
+    }
+    unsupported_params = request.UNSUPPORTED
+
+    def __init__(self, config) -> None:
+        super().__init__(config)
+        if self.api_base.endswith("/v1"):  # accept a base written the OpenAI way
+            self.api_base = self.api_base[:-3]
+        self.request_options = request.RequestOptions(
+            default_max_tokens=int(self._option("default_max_tokens")),
+            allow_temperature_with_top_p=bool(self._option("allow_temperature_with_top_p")),
+            json_object=str(self._option("json_object")),
+        )
+        if self.request_options.json_object not in ("instruct", "reject"):
+            raise ValueError(f"provider '{config.name}': json_object must be 'instruct' or 'reject'")
+
+    def _option(self, name: str) -> Any:
+        value = self.config.option(name)
+        return self.options[name].default if value is None else value
+
+    # -- chat -----------------------------------------------------------------------------------
+
+    def build_chat(self, call: Call) -> UpstreamRequest:
+        body = self.check_params(dataclasses.replace(call, body=request.meaningful_fields(call.body)))
+        anthropic_body = request.build_body(body, call.model, call.stream, self.request_options)
+        return UpstreamRequest("POST", f"{self.api_base}/v1/messages", self.auth_headers(),
+                               orjson.dumps(anthropic_body), stream=call.stream)
+
+    def parse_chat(self, call: Call, upstream: UpstreamResponse) -> Translated:
+        return response.parse_message(call, upstream.body, self.config.name)
+
+    def stream_translator(self, call: Call) -> StreamTranslator:
+        return AnthropicStreamTranslator(self, call)
+
+    # -- models ---------------------------------------------------------------------------------
+
+    def build_list_models(self) -> UpstreamRequest:
+        headers = {k: v for k, v in self.auth_headers().items() if k != "content-type"}
+        return UpstreamRequest("GET", f"{self.api_base}/v1/models?limit=1000", headers)
+
+    def parse_list_models(self, upstream: UpstreamResponse) -> list[dict[str, Any]]:
+        data = upstream.json()
+        if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+            raise UpstreamError(f"provider '{self.config.name}' answered the model list without 'data'")
+        return [normalise_model({**item, "created": _epoch(item.get("created_at"))}, "anthropic")
+                for item in data["data"] if isinstance(item, dict) and item.get("id")]
+
+    # -- errors and headers ---------------------------------------------------------------------
+
+    def map_error(self, upstream: UpstreamResponse) -> GatewayError:
+        return errors.map_error(upstream.status, upstream.headers, upstream.body, self.config.name, self.scrub)
+
+    def auth_headers(self) -> dict[str, str]:
+        headers = {"content-type": "application/json",
+                   "anthropic-version": str(self._option("anthropic_version"))}
+        beta = self.config.option("anthropic_beta")
+        if beta:
+            headers["anthropic-beta"] = beta if isinstance(beta, str) else ",".join(beta)
+        headers.update(self.config.headers)
+        if self.config.api_key:
+            headers["x-api-key"] = self.config.api_key
+        return headers
+
+
+def _epoch(value: Any) -> int:
+    """Seconds since the epoch for Anthropic's RFC 3339 ``created_at`` (0 when absent or unreadable)."""
+    if not isinstance(value, str):
+        return 0
+    try:
+        return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        return 0
