@@ -129,9 +129,9 @@ class Switchyard:
         path = normalize_path(scope["path"])
         lower = path.lower()
         method = scope["method"]
-        if lower.startswith("/health/"):
-            return await self._health(lower, method, send)
         headers = request_headers(scope)
+        if lower.startswith("/health/"):
+            return await self._health(lower, method, send, {"x-request-id": request_id_from(headers)})
         if lower == "/metrics":
             return await self._metrics(headers, method, send)
         ex = Exchange(request_id=request_id_from(headers), endpoint=lower)
@@ -194,16 +194,17 @@ class Switchyard:
 
     # -- operational endpoints ------------------------------------------------------------------
 
-    async def _health(self, lower: str, method: str, send) -> None:
+    async def _health(self, lower: str, method: str, send, headers: dict[str, str]) -> None:
         if method not in ("GET", "HEAD"):
-            return await send_error(send, MethodNotAllowed(f"method {method} is not allowed", headers={"allow": "GET"}))
+            return await send_error(send, MethodNotAllowed(f"method {method} is not allowed", headers={"allow": "GET"}),
+                                    headers)
         if lower == "/health/live":
-            return await send_json(send, 200, {"status": "ok"})
+            return await send_json(send, 200, {"status": "ok"}, headers)
         if lower != "/health/ready":
-            return await send_error(send, NotFound(f"unknown route: {method} {lower}"))
+            return await send_error(send, NotFound(f"unknown route: {method} {lower}"), headers)
         if self.runtime is None:
             payload = {"status": "unavailable", "checks": {"config": "error"}, "errors": self.config_error or []}
-            return await send_json(send, 503, payload)
+            return await send_json(send, 503, payload, headers)
         checks: dict[str, str] = {"config": "ok"}
         degraded = False
         for name, check in self.readiness_checks.items():
@@ -213,7 +214,7 @@ class Switchyard:
                 ok = False
             checks[name] = "ok" if ok else "down"
             degraded = degraded or not ok
-        await send_json(send, 200, {"status": "degraded" if degraded else "ok", "checks": checks})
+        await send_json(send, 200, {"status": "degraded" if degraded else "ok", "checks": checks}, headers)
 
     async def _metrics(self, headers: dict[str, str], method: str, send) -> None:
         if self.runtime is not None and self.runtime.config.server.metrics_auth:
@@ -222,7 +223,8 @@ class Switchyard:
                 return await send_error(send, InvalidApiKey("/metrics needs the master key"))
         if method not in ("GET", "HEAD"):
             return await send_error(send, MethodNotAllowed(f"method {method} is not allowed", headers={"allow": "GET"}))
-        await send_bytes(send, 200, self.metrics.render(), [(b"content-type", CONTENT_TYPE.encode())])
+        await send_bytes(send, 200, self.metrics.render(), [(b"content-type", CONTENT_TYPE.encode()),
+                                                             (b"x-request-id", request_id_from(headers).encode())])
 
     async def _admin(self, scope, receive, send, path: str, method: str, headers: dict[str, str],
                      ex: Exchange) -> None:

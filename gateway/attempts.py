@@ -164,6 +164,8 @@ class AttemptRunner:
         self.ex.attempts.append(Attempt(deployment.id, deployment.provider, status, round(latency_ms, 3), outcome))
         self.ex.provider, self.ex.deployment = deployment.provider, deployment.id
         self.metrics.attempts.labels(deployment.id, outcome).inc()
+        # time from sending to the upstream's answer (its first stream frames, for streams)
+        self.metrics.upstream_duration.labels(deployment.provider).observe(latency_ms / 1000)
 
 
 def _may_retry(error: GatewayError | None, group: ModelGroup) -> bool:
