@@ -296,7 +296,6 @@ def openai_chunk(call: Call, delta: dict[str, Any] | None = None, finish_reason:
         "object": "chat.completion.chunk",
         "created": call.created,
         "model": model or call.model,
-        "system_fingerprint": None,
         "choices": choices,
     }
     if call.include_usage:

@@ -21,6 +21,7 @@ from providers.base import (
     Capabilities,
     OptionSpec,
     Provider,
+    ProviderConfig,
     StreamTranslator,
     Translated,
     UpstreamRequest,
@@ -43,22 +44,20 @@ class AnthropicProvider(Provider):
         "allow_temperature_with_top_p": OptionSpec(bool, False, "send top_p together with temperature "
                                                    "(newer models reject the pair; by default only "
                                                    "temperature is sent)"),
-        "json_object": OptionSpec(str, "instruct", "response_format json_object: 'instruct' adds a system "
-                                  "instruction, 'reject' answers 400 unsupported_parameter"),
+        "emulate_json_object": OptionSpec(bool, True, "response_format json_object: add a system instruction "
+                                          "asking for JSON (false: answer 400 unsupported_parameter)"),
     }
     unsupported_params = request.UNSUPPORTED
 
-    def __init__(self, config) -> None:
+    def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)
         if self.api_base.endswith("/v1"):  # accept a base written the OpenAI way
             self.api_base = self.api_base[:-3]
         self.request_options = request.RequestOptions(
             default_max_tokens=int(self._option("default_max_tokens")),
             allow_temperature_with_top_p=bool(self._option("allow_temperature_with_top_p")),
-            json_object=str(self._option("json_object")),
+            emulate_json_object=bool(self._option("emulate_json_object")),
         )
-        if self.request_options.json_object not in ("instruct", "reject"):
-            raise ValueError(f"provider '{config.name}': json_object must be 'instruct' or 'reject'")
 
     def _option(self, name: str) -> Any:
         value = self.config.option(name)

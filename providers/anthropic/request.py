@@ -12,7 +12,7 @@ Decisions (see docs/providers/anthropic.md):
 - ``max_tokens`` is required by Anthropic: ``max_completion_tokens``, else ``max_tokens``, else the
   option ``default_max_tokens``.
 - ``response_format`` json_schema -> ``output_config.format``; json_object has no native field and is
-  emulated with a system instruction (option ``json_object: instruct``) or refused (``reject``).
+  emulated with a system instruction (option ``emulate_json_object``, default true) or refused.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ REASONING_EFFORT = {"minimal": "low", "low": "low", "medium": "medium", "high": 
 class RequestOptions:
     default_max_tokens: int = 4096
     allow_temperature_with_top_p: bool = False
-    json_object: str = "instruct"  # "instruct" | "reject"
+    emulate_json_object: bool = True
 
 
 def meaningful_fields(body: dict[str, Any]) -> dict[str, Any]:
@@ -87,7 +87,7 @@ def build_body(body: dict[str, Any], model: str, stream: bool, options: RequestO
     if output_config:
         out["output_config"] = output_config
     _sampling(body, out, options)
-    if (stop := body.get("stop")) is not None:
+    if stop := body.get("stop"):
         out["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
     _tools(body, out)
     user = body.get("user") or body.get("safety_identifier")
@@ -186,7 +186,7 @@ def _response_format(fmt: Any, system: list[dict[str, Any]], options: RequestOpt
         if not isinstance(schema, dict):
             raise InvalidRequest("response_format.json_schema.schema must be an object", param="response_format")
         return {"format": {"type": "json_schema", "schema": schema}}
-    if kind == "json_object" and options.json_object == "instruct":
+    if kind == "json_object" and options.emulate_json_object:
         system.append({"type": "text", "text": JSON_OBJECT_INSTRUCTION})
         return None
     if kind == "json_object":

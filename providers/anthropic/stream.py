@@ -1,6 +1,7 @@
 """Anthropic named-event SSE stream -> OpenAI ``chat.completion.chunk`` frames.
 
-    message_start          role chunk; remembers the model and the input usage
+    message_start          remembers the model and the input usage (the role chunk is sent just
+                           before the first frame, so an error before any content fails cleanly)
     content_block_start    text: its initial text, if any; tool_use: the tool-call header delta
                            (index, id, type, function.name, arguments "")
     content_block_delta    text_delta -> content; input_json_delta -> arguments fragment under the
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 class AnthropicStreamTranslator(StreamTranslator):
     __slots__ = ("provider", "call", "decoder", "done", "usage", "model", "raw_usage", "tool_index",
-                 "finish_reason", "pending")
+                 "finish_reason", "pending", "role_sent")
 
     def __init__(self, provider: AnthropicProvider, call: Call) -> None:
         self.provider = provider
@@ -44,6 +45,7 @@ class AnthropicStreamTranslator(StreamTranslator):
         self.tool_index: dict[int, int] = {}  # Anthropic block index -> OpenAI tool_calls index
         self.finish_reason: str | None = None
         self.pending: GatewayError | None = None  # an error seen after frames that were still returned
+        self.role_sent = False
 
     def feed(self, data: bytes) -> list[bytes]:
         self._raise_pending()
@@ -95,7 +97,7 @@ class AnthropicStreamTranslator(StreamTranslator):
         message = data.get("message") or {}
         self.model = message.get("model") or self.model
         self._add_usage(message.get("usage"))
-        return [self._chunk({"role": "assistant", "content": ""})]
+        return []  # the role chunk goes out with the first real frame (see _chunk)
 
     def _on_content_block_start(self, data: dict[str, Any]) -> list[bytes]:
         block = data.get("content_block") or {}
@@ -137,7 +139,7 @@ class AnthropicStreamTranslator(StreamTranslator):
             self.finish_reason = "stop"
             frames.append(self._chunk({}, "stop"))
         if self.call.include_usage:
-            frames.append(encode_data(usage_chunk(self.call, self.usage or Usage(), model=self.model)))
+            frames.append(_encode(usage_chunk(self.call, self.usage or Usage(), model=self.model)))
         return frames
 
     def _on_error(self, data: dict[str, Any]) -> list[bytes]:
@@ -155,4 +157,17 @@ class AnthropicStreamTranslator(StreamTranslator):
         return self._chunk({"tool_calls": [{"index": index, "function": {"arguments": fragment}}]})
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return encode_data(openai_chunk(self.call, delta, finish, model=self.model))
+        frame = _encode(openai_chunk(self.call, delta, finish, model=self.model))
+        if self.role_sent:
+            return frame
+        # the role chunk is held back until there is something to say, so an error event before any
+        # content reaches the pipeline before the client's stream opens (it can still retry)
+        self.role_sent = True
+        return _encode(openai_chunk(self.call, {"role": "assistant", "content": ""}, model=self.model)) + frame
+
+
+def _encode(chunk: dict[str, Any]) -> bytes:
+    # OpenAI's schema types system_fingerprint as a string: omit it rather than send null
+    if chunk.get("system_fingerprint") is None:
+        chunk.pop("system_fingerprint", None)
+    return encode_data(chunk)

@@ -90,7 +90,7 @@ def parse_completion(call: Call, body: bytes, provider_name: str) -> Translated:
     usage = usage_from(data.get("usageMetadata")) or Usage()
     model = data.get("modelVersion") or call.model
     completion = {"id": call.completion_id, "object": "chat.completion", "created": call.created, "model": model,
-                  "choices": choices, "usage": usage.openai(), "system_fingerprint": None}
+                  "choices": choices, "usage": usage.openai()}
     return Translated(body=orjson.dumps(completion), usage=usage, model=model)
 
 
@@ -102,7 +102,7 @@ def _choices(call: Call, candidates: list[Any]) -> list[dict[str, Any]]:
         calls: list[dict[str, Any]] = []
         for part in parts_of(candidate):
             text = visible_text(part)
-            if text is not None:
+            if text:
                 texts.append(text)
             elif (tc := tool_call(call, part, n)) is not None:
                 calls.append(tc)

@@ -86,11 +86,7 @@ class GeminiStreamTranslator(StreamTranslator):
         self.model = self.model or chunk.get("modelVersion")
         self.usage = usage_from(chunk.get("usageMetadata")) or self.usage
         if blocked(chunk):
-            frames = self._start(0)
-            if 0 not in self.finished:
-                self.finished.add(0)
-                frames.append(self._frame({}, 0, "content_filter"))
-            return frames
+            return self._blocked()
         frames: list[bytes] = []
         for position, candidate in enumerate(c for c in chunk.get("candidates") or [] if isinstance(c, dict)):
             frames.extend(self._candidate(int(candidate.get("index", position)), candidate))
@@ -117,6 +113,14 @@ class GeminiStreamTranslator(StreamTranslator):
             frames.append(self._frame({}, index, finish_reason(reason, index in self.calls)))
         return frames
 
+    def _blocked(self) -> list[bytes]:
+        """The prompt was refused (no candidates): one empty choice ending in content_filter."""
+        frames = self._start(0)
+        if 0 not in self.finished:
+            self.finished.add(0)
+            frames.append(self._frame({}, 0, "content_filter"))
+        return frames
+
     def _start(self, index: int) -> list[bytes]:
         if index in self.started:
             return []
@@ -126,7 +130,7 @@ class GeminiStreamTranslator(StreamTranslator):
     def _frame(self, delta: dict[str, Any], index: int, reason: str | None = None) -> bytes:
         return encode_data(openai_chunk(self.call, delta, reason, index=index, model=self.model))
 
-    def _error(self, error: Any) -> Exception:
+    def _error(self, error: Any) -> GatewayError:
         error = error if isinstance(error, dict) else {"message": str(error)}
         status = error.get("code") if isinstance(error.get("code"), int) else 500
         body = orjson.dumps({"error": error})
