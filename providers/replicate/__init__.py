@@ -22,6 +22,7 @@ from providers.base import (
     Capabilities,
     OptionSpec,
     Provider,
+    ProviderConfig,
     StreamTranslator,
     Translated,
     UpstreamRequest,
@@ -29,6 +30,8 @@ from providers.base import (
 )
 from providers.replicate import errors, request, response
 from providers.replicate.stream import ReplicateStreamTranslator
+
+INPUT_STYLES = ("prompt", "messages")
 
 
 class ReplicateProvider(Provider):
@@ -46,10 +49,19 @@ class ReplicateProvider(Provider):
         "image_list": OptionSpec(bool, True, "send images as a list (false: a single URL string)"),
         "input_defaults": OptionSpec(dict, {}, "extra input fields for every prediction (mapped fields win)"),
         "prefer_wait": OptionSpec(int, 60, "seconds for 'Prefer: wait=N' on non-stream calls (0: no header)"),
-        "poll_interval": OptionSpec((int, float), 1.0, "seconds between polls of urls.get"),
-        "max_wait": OptionSpec((int, float), 600.0, "seconds of polling before the call fails as a timeout"),
-        "deployment": OptionSpec(bool, False, "model names a deployment: POST /v1/deployments/{owner}/{name}/predictions"),
+        "poll_interval": OptionSpec(float, 1.0, "seconds between polls of urls.get"),
+        "max_wait": OptionSpec(float, 600.0, "seconds of polling before the call fails as a timeout"),
+        "deployment": OptionSpec(bool, False, "the model names a deployment "
+                                              "(POST /v1/deployments/{owner}/{name}/predictions)"),
+        "trusted_hosts": OptionSpec(list, [], "extra hosts the key may be sent to when following urls.get / "
+                                              "urls.stream (api_base's host and its domain are always trusted)",
+                                    item_type=str),
     }
+
+    def __init__(self, config: ProviderConfig) -> None:
+        super().__init__(config)
+        if self.opt("input_style") not in INPUT_STYLES:
+            raise ValueError(f"provider '{config.name}': input_style must be one of {', '.join(INPUT_STYLES)}")
 
     def opt(self, name: str) -> Any:
         value = self.config.option(name)
@@ -73,7 +85,7 @@ class ReplicateProvider(Provider):
         if call.stream:
             payload["stream"] = True
         elif int(self.opt("prefer_wait")) > 0:
-            headers["prefer"] = f"wait={int(self.opt('prefer_wait'))}"
+            headers["prefer"] = f"wait={min(60, int(self.opt('prefer_wait')))}"  # Replicate allows 1..60
         return UpstreamRequest("POST", url, headers, orjson.dumps(payload))
 
     def follow_up(self, call: Call, upstream: UpstreamResponse) -> UpstreamRequest | None:
@@ -105,9 +117,17 @@ class ReplicateProvider(Provider):
         headers.pop("content-type", None)
         return UpstreamRequest("GET", url, headers, delay=interval)
 
-    @staticmethod
-    def _followable(url: Any) -> str | None:
-        if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+    def _followable(self, url: Any) -> str | None:
+        """A URL from a prediction, if the key may be sent there: only to api_base's host, hosts under
+        its domain (api.replicate.com -> stream.replicate.com), or ``trusted_hosts``; never elsewhere."""
+        if not isinstance(url, str):
+            return None
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        base_host = urlsplit(self.api_base).hostname or ""
+        domain = ".".join(base_host.split(".")[-2:]) if not base_host.replace(".", "").isdigit() else base_host
+        trusted = host == base_host or host == domain or host.endswith("." + domain) or host in self.opt("trusted_hosts")
+        if parts.scheme not in ("http", "https") or not trusted:
             return None
         return url
 

@@ -77,16 +77,20 @@ class CohereFake:
 
     def reply(self, text: str | None = None, *, tool_calls: list[dict[str, Any]] | None = None,
               tool_plan: str | None = None, finish_reason: str | None = None, usage: dict[str, Any] | None = None,
-              thinking: str | None = None, error: str | None = None) -> None:
+              thinking: str | None = None, error: str | None = None, cut_after: int | None = None,
+              abort: bool = False) -> None:
+        """The next chat answer; ``cut_after``: a stream stops after that many events, without message-end
+        (``abort``: the socket is dropped instead of the body ending cleanly)."""
         self.script.append({"kind": "reply", "text": text, "tool_calls": tool_calls, "tool_plan": tool_plan,
-                            "finish_reason": finish_reason, "usage": usage, "thinking": thinking, "error": error})
+                            "finish_reason": finish_reason, "usage": usage, "thinking": thinking, "error": error,
+                            "cut": {"after": cut_after, "abort": abort} if cut_after is not None else None})
 
     def error(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
         self.script.append({"kind": "error", "status": status, "body": body, "headers": headers or {}})
 
     def cut_stream(self, after_events: int = 3, *, abort: bool = False) -> None:
-        """The next stream stops after ``after_events`` events, without message-end (abort: drop the socket)."""
-        self.script.append({"kind": "cut", "after": after_events, "abort": abort})
+        """The next stream (default text) stops after ``after_events`` events, without message-end."""
+        self.reply(cut_after=after_events, abort=abort)
 
     def last(self, path: str | None = None) -> Received:
         return [r for r in self.received if path is None or r.path == path][-1]
@@ -139,8 +143,7 @@ class CohereFake:
         entry = entry or {"kind": "reply"}
         reply = build_reply(body, entry)
         if body.get("stream"):
-            cut = entry if entry["kind"] == "cut" else None
-            return StreamingResponse(stream_events(reply, cut), media_type="text/event-stream",
+            return StreamingResponse(stream_events(reply, entry.get("cut")), media_type="text/event-stream",
                                      headers={"cache-control": "no-cache"})
         return json_response(reply)
 

@@ -128,7 +128,7 @@ class Prediction:
             return self.script["metrics"] or {}
         if not MODELS[self.model]["metrics"]:
             return {}
-        prompt = str(self.input.get("prompt", "")) + str(self.input.get("system_prompt", ""))
+        prompt = f"{self.input.get('prompt', '')} {self.input.get('system_prompt', '')}"
         return {"input_token_count": max(1, len(prompt.split())), "output_token_count": len(self.tokens()),
                 "time_to_first_token": 0.1, "tokens_per_second": 40.0}
 
@@ -333,7 +333,7 @@ class ReplicateFake:
 
     # -- models ---------------------------------------------------------------------------------
 
-    def _model(self, name: str, base: str) -> dict[str, Any]:
+    def _model(self, name: str) -> dict[str, Any]:
         owner, _, short = name.partition("/")
         spec = MODELS[name]
         return {"url": f"https://replicate.com/{name}", "owner": owner, "name": short,
@@ -354,9 +354,8 @@ class ReplicateFake:
     @_guarded
     async def list_models(self, request: Request) -> Response:
         await self._enter(request)
-        base = str(request.base_url).rstrip("/")
         return json_response({"next": None, "previous": None,
-                              "results": [self._model(name, base) for name in MODELS]})
+                              "results": [self._model(name) for name in MODELS]})
 
     @_guarded
     async def get_model(self, request: Request) -> Response:
@@ -364,7 +363,7 @@ class ReplicateFake:
         name = f"{request.path_params['owner']}/{request.path_params['name']}"
         if name not in MODELS:
             raise Problem(404, "Not found", "The requested resource could not be found.")
-        return json_response(self._model(name, str(request.base_url)))
+        return json_response(self._model(name))
 
     @_guarded
     async def get_version(self, request: Request) -> Response:
