@@ -167,7 +167,4 @@ class AnthropicStreamTranslator(StreamTranslator):
 
 
 def _encode(chunk: dict[str, Any]) -> bytes:
-    # OpenAI's schema types system_fingerprint as a string: omit it rather than send null
-    if chunk.get("system_fingerprint") is None:
-        chunk.pop("system_fingerprint", None)
     return encode_data(chunk)

@@ -132,10 +132,3 @@ def models(data: Any) -> list[dict[str, Any]]:
         if isinstance(item, dict) and item.get("name"):
             out.append(normalise_model({**item, "id": item["name"], "owned_by": "cohere"}, "cohere"))
     return out
-
-
-def schema_clean(chunk: dict[str, Any]) -> dict[str, Any]:
-    """Drop ``system_fingerprint: null`` (OpenAI's schema types it as a string; omitting it is valid)."""
-    if chunk.get("system_fingerprint") is None:
-        chunk.pop("system_fingerprint", None)
-    return chunk

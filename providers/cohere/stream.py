@@ -21,7 +21,7 @@ import orjson
 from gateway.errors import GatewayError, UpstreamError
 from gateway.sse import SSEDecoder, SSEEvent, encode_data
 from providers.base import Call, StreamTranslator, Usage, openai_chunk, usage_chunk
-from providers.cohere.response import finish_reason, schema_clean, usage_of
+from providers.cohere.response import finish_reason, usage_of
 
 
 class CohereStreamTranslator(StreamTranslator):
@@ -91,7 +91,7 @@ class CohereStreamTranslator(StreamTranslator):
         return []
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return encode_data(schema_clean(openai_chunk(self.call, delta, finish, model=self.model)))
+        return encode_data(openai_chunk(self.call, delta, finish, model=self.model))
 
     def _start(self) -> list[bytes]:
         if self.started:
@@ -145,5 +145,5 @@ class CohereStreamTranslator(StreamTranslator):
         self.done = True
         frames.append(self._chunk({}, reason))
         if self.call.include_usage:
-            frames.append(encode_data(schema_clean(usage_chunk(self.call, self.usage, model=self.model))))
+            frames.append(encode_data(usage_chunk(self.call, self.usage, model=self.model)))
         return frames

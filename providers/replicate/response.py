@@ -116,10 +116,3 @@ def timestamp(value: Any) -> int:
         return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
     except ValueError:
         return 0
-
-
-def schema_clean(chunk: dict[str, Any]) -> dict[str, Any]:
-    """Drop ``system_fingerprint: null`` (OpenAI's schema types it as a string; omitting it is valid)."""
-    if chunk.get("system_fingerprint") is None:
-        chunk.pop("system_fingerprint", None)
-    return chunk

@@ -20,7 +20,7 @@ from gateway.errors import GatewayError, UpstreamError
 from gateway.sse import SSEDecoder, SSEEvent, encode_data
 from providers.base import Call, StreamTranslator, Usage, openai_chunk, usage_chunk
 from providers.replicate.request import prompt_text
-from providers.replicate.response import estimate_tokens, openai_usage, prediction_error, schema_clean
+from providers.replicate.response import estimate_tokens, openai_usage, prediction_error
 
 
 class ReplicateStreamTranslator(StreamTranslator):
@@ -79,7 +79,7 @@ class ReplicateStreamTranslator(StreamTranslator):
         return []
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return encode_data(schema_clean(openai_chunk(self.call, delta, finish, model=self.model)))
+        return encode_data(openai_chunk(self.call, delta, finish, model=self.model))
 
     def _start(self) -> list[bytes]:
         if self.started:
@@ -103,7 +103,7 @@ class ReplicateStreamTranslator(StreamTranslator):
                            completion_tokens=(self.chars + 3) // 4, estimated=True)
         frames.append(self._chunk({}, "stop"))
         if self.call.include_usage:
-            chunk = schema_clean(usage_chunk(self.call, self.usage, model=self.model))
+            chunk = usage_chunk(self.call, self.usage, model=self.model)
             chunk["usage"] = openai_usage(self.usage)
             frames.append(encode_data(chunk))
         return frames
