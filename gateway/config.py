@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from gateway.config_reader import ConfigError, Section, check_type, substitute_env, suggest, type_name
+from gateway.governance.config import GovernanceConfig, parse_governance
 from providers.base import ProviderConfig, Timeout
 from providers.registry import ProviderNotInstalled, Registry
 
@@ -99,6 +100,8 @@ class Config:
     path: str | None = None
     # sections owned by later features (governance); kept raw here and typed by their own modules
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # keys, teams, policies, audit (typed by gateway.governance.config)
+    governance: GovernanceConfig = field(default_factory=GovernanceConfig)
 
     def price_for(self, deployment: Deployment) -> Price | None:
         return deployment.price or self.prices.get(deployment.model)
@@ -138,12 +141,13 @@ def parse_config(raw: Any, *, path: str | None = None, env: Mapping[str, str] | 
     prices = _prices(root, path)
     models = _models(root.section("models"), providers, breaker)
     state = _state(root.section("state"))
+    governance = parse_governance(root, state.backend, server.master_key)
     extra = {key: root.raw(key) for key in EXTRA_SECTIONS if root.has(key)}
     root.done()
     if errors:
         raise ConfigError(errors)
     return Config(server=server, providers=providers, models=models, prices=prices, state=state,
-                  circuit_breaker=breaker, path=path, extra=extra)
+                  circuit_breaker=breaker, path=path, extra=extra, governance=governance)
 
 
 # sections validated by the modules that own them (see gateway/governance)
@@ -228,6 +232,10 @@ def _option(p: Section, name: str, spec) -> Any:
     except TypeError:
         p.error(f"must be {type_name(spec.type)}, got {value!r}", name)
         return spec.default
+    if spec.choices is not None and value not in spec.choices:
+        p.error(f"must be one of {', '.join(map(str, spec.choices))}, got {value!r}"
+                f"{suggest(str(value), map(str, spec.choices))}", name)
+        return spec.default
     if spec.item_type is not None:
         items = value.items() if isinstance(value, dict) else enumerate(value)
         for key, item in items:
@@ -259,10 +267,16 @@ def _price(s: Section) -> Price:
     return p
 
 
+# the price table shipped with Switchyard: used when the config has no ``prices:`` (``prices: {}`` for none)
+SHIPPED_PRICES = Path(__file__).resolve().parent.parent / "config" / "prices.yaml"
+
+
 def _prices(root: Section, config_path: str | None) -> dict[str, Price]:
     value = root.raw("prices")
     if value is None:
-        return {}
+        if not SHIPPED_PRICES.exists():
+            return {}
+        value = str(SHIPPED_PRICES)
     errors = root.errors
     if isinstance(value, str):
         file = _find_relative(value, config_path)

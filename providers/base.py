@@ -56,6 +56,8 @@ class OptionSpec:
     help: str = ""
     # for dict/list options: the type of the values/items (checked by the config validator)
     item_type: type | tuple[type, ...] | None = None
+    # the allowed values, when the option is an enumeration (checked by the config validator)
+    choices: tuple[Any, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

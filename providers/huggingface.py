@@ -17,7 +17,16 @@ from urllib.parse import quote, urlsplit
 import orjson
 
 from gateway.errors import GatewayError, Overloaded, UnsupportedParameter, UpstreamClientError, UpstreamError
-from providers.base import Call, Capabilities, OptionSpec, ProviderConfig, Translated, UpstreamRequest, UpstreamResponse, Usage
+from providers.base import (
+    Call,
+    Capabilities,
+    OptionSpec,
+    ProviderConfig,
+    Translated,
+    UpstreamRequest,
+    UpstreamResponse,
+    Usage,
+)
 from providers.openai_dialect import ErrorInfo, OpenAIDialect
 
 ROUTER_HOST = "router.huggingface.co"
@@ -31,14 +40,13 @@ class HuggingFaceProvider(OpenAIDialect):
     options = {
         "embeddings_api": OptionSpec(str, "auto", "how to serve /v1/embeddings: 'pipeline' (the router's "
                                                   "feature-extraction pipeline), 'openai' ({api_base}/embeddings) "
-                                                  "or 'auto' (pipeline on the router, openai elsewhere)"),
+                                                  "or 'auto' (pipeline on the router, openai elsewhere)",
+                                     choices=("auto", "pipeline", "openai")),
     }
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)
-        mode = config.option("embeddings_api") or "auto"
-        if mode not in ("auto", "pipeline", "openai"):
-            raise ValueError(f"embeddings_api must be auto, pipeline or openai, got {mode!r}")
+        mode = config.option("embeddings_api") or "auto"  # the config loader checked the value
         if mode == "auto":
             mode = "pipeline" if urlsplit(self.api_base).hostname == ROUTER_HOST else "openai"
         self.pipeline = mode == "pipeline"

@@ -149,7 +149,7 @@ def normalise_model(item: dict[str, Any], owner: str) -> dict[str, Any]:
 class OpenAIStreamTranslator(StreamTranslator):
     """Relays OpenAI SSE chunks, reading usage and the model, dropping what the client did not ask for."""
 
-    __slots__ = ("provider", "call", "decoder", "done", "usage", "model")
+    __slots__ = ("provider", "call", "decoder", "done", "usage", "model", "error")
 
     def __init__(self, provider: OpenAICompatProvider, call: Call) -> None:
         self.provider = provider
@@ -158,11 +158,22 @@ class OpenAIStreamTranslator(StreamTranslator):
         self.done = False
         self.usage: Usage | None = None
         self.model: str | None = None
+        self.error: GatewayError | None = None  # an error event met after frames of the same read
 
     def feed(self, data: bytes) -> list[bytes]:
+        if self.error is not None:
+            raise self.error
         frames: list[bytes] = []
         for event in self.decoder.feed(data):
-            frame = self._event(event.data)
+            try:
+                frame = self._event(event.data)
+            except GatewayError as error:
+                if not frames:
+                    raise
+                # deliver what came before the error first, so the output never depends on how the
+                # upstream's bytes were split; the error is raised on the next call
+                self.error = error
+                break
             if frame is not None:
                 frames.append(frame)
         return frames
@@ -200,6 +211,8 @@ class OpenAIStreamTranslator(StreamTranslator):
         return b"data: " + data.encode() + b"\n\n"
 
     def finish(self) -> list[bytes]:
+        if self.error is not None:
+            raise self.error
         frames = [f for f in (self._event(e.data) for e in self.decoder.flush()) if f is not None]
         if not self.done:
             raise UpstreamError(f"provider '{self.provider.config.name}' ended the stream before [DONE]")

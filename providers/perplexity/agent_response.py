@@ -99,9 +99,10 @@ def openai_usage(data: Any, counted: Usage) -> dict[str, Any]:
 def failure(provider: Provider, response: dict[str, Any]) -> GatewayError:
     """The gateway error for a ``failed``/``cancelled`` response or an ``error`` stream event."""
     error = response.get("error") if isinstance(response.get("error"), dict) else response
-    message = str(error.get("message") or f"the Agent API reported status '{response.get('status', 'failed')}'")
     if response.get("status") == "cancelled":
-        return UpstreamError(provider.scrub(f"the Agent API cancelled the response: {message}"))
+        reason = f": {error['message']}" if error.get("message") else ""
+        return UpstreamError(provider.scrub(f"the Agent API cancelled the response{reason}"))
+    message = str(error.get("message") or f"the Agent API reported status '{response.get('status', 'failed')}'")
     code = error.get("code") if isinstance(error.get("code"), str) else error.get("type")
     status = FAILURE_STATUS.get(code, 502) if isinstance(code, str) else 502
     if isinstance(error.get("code"), int) and 400 <= error["code"] < 600:

@@ -21,9 +21,11 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import UpstreamError
+from gateway.errors import GatewayError, UpstreamError
 from gateway.sse import SSEDecoder, encode_data
 from providers.base import Call, Provider, StreamTranslator, Usage, openai_chunk, usage_chunk
+from providers.dialect_repair import drop_null_fingerprint
+from providers.dialect_stream import frames_until_error, raise_pending
 from providers.perplexity import agent_response
 
 TERMINAL_OK = ("response.completed", "response.incomplete")
@@ -32,7 +34,7 @@ TERMINAL_FAILED = ("response.failed", "response.cancelled", "error")
 
 class AgentStreamTranslator(StreamTranslator):
     __slots__ = ("provider", "call", "decoder", "done", "usage", "model", "started", "text_sent", "calls",
-                 "args_sent")
+                 "args_sent", "pending")
 
     def __init__(self, provider: Provider, call: Call) -> None:
         self.provider = provider
@@ -45,15 +47,16 @@ class AgentStreamTranslator(StreamTranslator):
         self.text_sent = False
         self.calls: dict[str, int] = {}  # item id / call id / output index -> tool-call index
         self.args_sent: set[int] = set()
+        self.pending: GatewayError | None = None
 
     def feed(self, data: bytes) -> list[bytes]:
-        frames: list[bytes] = []
-        for event in self.decoder.feed(data):
-            frames.extend(self._event(event.data, event.event))
-        return frames
+        raise_pending(self)
+        return frames_until_error(self, self.decoder.feed(data), lambda e: self._event(e.data, e.event))
 
     def finish(self) -> list[bytes]:
-        frames = [f for e in self.decoder.flush() for f in self._event(e.data, e.event)]
+        raise_pending(self)
+        frames = frames_until_error(self, self.decoder.flush(), lambda e: self._event(e.data, e.event))
+        raise_pending(self)
         if not self.done:
             raise UpstreamError(f"provider '{self.provider.config.name}' ended the stream before a terminal event")
         return frames
@@ -66,7 +69,8 @@ class AgentStreamTranslator(StreamTranslator):
         try:
             event = orjson.loads(data)
         except orjson.JSONDecodeError:
-            raise UpstreamError(f"provider '{self.provider.config.name}' sent a stream event that is not JSON") from None
+            name = self.provider.config.name
+            raise UpstreamError(f"provider '{name}' sent a stream event that is not JSON") from None
         if not isinstance(event, dict):
             return []
         kind = event.get("type") or name
@@ -94,7 +98,12 @@ class AgentStreamTranslator(StreamTranslator):
         return []
 
     def _chunk(self, delta: dict[str, Any] | None = None, finish: str | None = None) -> bytes:
-        return encode_data(openai_chunk(self.call, delta, finish, model=self.model))
+        return encode_data(self._new(delta, finish))
+
+    def _new(self, delta: dict[str, Any] | None, finish: str | None = None) -> dict[str, Any]:
+        chunk = openai_chunk(self.call, delta, finish, model=self.model)
+        drop_null_fingerprint(chunk)
+        return chunk
 
     def _start(self) -> list[bytes]:
         if self.started:
@@ -132,7 +141,8 @@ class AgentStreamTranslator(StreamTranslator):
         return [*self._start(), self._chunk({"tool_calls": [first]})]
 
     def _arguments(self, event: dict[str, Any]) -> list[bytes]:
-        keys = [str(k) for k in (event.get("item_id"), event.get("call_id"), event.get("output_index")) if k is not None]
+        found = (event.get("item_id"), event.get("call_id"), event.get("output_index"))
+        keys = [str(k) for k in found if k is not None]
         index = next((self.calls[k] for k in keys if k in self.calls), None)
         if index is None:
             return []  # a fragment for a call never announced: its final item carries the arguments
@@ -154,7 +164,7 @@ class AgentStreamTranslator(StreamTranslator):
             if isinstance(item, dict) and item.get("type") == "function_call":
                 frames += self._item({"item": item}, added=False)
         has_calls = bool(self.calls) or bool(output.tool_calls)
-        chunk = openai_chunk(self.call, {}, agent_response.finish_reason(response, has_calls), model=self.model)
+        chunk = self._new({}, agent_response.finish_reason(response, has_calls))
         if output.citations:
             chunk["citations"] = output.citations
         if output.search_results:
@@ -163,6 +173,7 @@ class AgentStreamTranslator(StreamTranslator):
         self.usage = agent_response.usage(response.get("usage"))
         if self.call.include_usage and self.usage is not None:
             last = usage_chunk(self.call, self.usage, model=self.model)
+            drop_null_fingerprint(last)
             last["usage"] = agent_response.openai_usage(response.get("usage"), self.usage)
             frames.append(encode_data(last))
         return frames

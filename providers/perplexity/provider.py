@@ -14,7 +14,16 @@ from typing import Any
 
 import orjson
 
-from providers.base import Call, Capabilities, OptionSpec, ProviderConfig, StreamTranslator, Translated, UpstreamRequest, UpstreamResponse
+from providers.base import (
+    Call,
+    Capabilities,
+    OptionSpec,
+    ProviderConfig,
+    StreamTranslator,
+    Translated,
+    UpstreamRequest,
+    UpstreamResponse,
+)
 from providers.openai_dialect import OpenAIDialect
 from providers.perplexity import agent_request, agent_response
 from providers.perplexity.agent_stream import AgentStreamTranslator
@@ -29,7 +38,7 @@ class PerplexityProvider(OpenAIDialect):
     capabilities = Capabilities(chat=True, embeddings=False, tools=True, vision=True)
     options = {
         "api": OptionSpec(str, "agent", "'agent' (the Agent API, POST /v1/agent) or 'chat' (legacy Sonar "
-                                        "POST /chat/completions)"),
+                                        "POST /chat/completions)", choices=("agent", "chat")),
     }
     supports_stream_usage = False  # Sonar: usage comes on every chunk
     finish_ends_stream = True  # Sonar: the chunk with a finish_reason may be the last
@@ -38,10 +47,7 @@ class PerplexityProvider(OpenAIDialect):
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)
-        api = config.option("api") or "agent"
-        if api not in ("agent", "chat"):
-            raise ValueError(f"perplexity: api must be 'agent' or 'chat', got {api!r}")
-        self.agent = api == "agent"
+        self.agent = (config.option("api") or "agent") == "agent"  # the config loader checked the value
 
     # -- chat -----------------------------------------------------------------------------------
 

@@ -22,7 +22,6 @@ from providers.base import (
     Capabilities,
     OptionSpec,
     Provider,
-    ProviderConfig,
     StreamTranslator,
     Translated,
     UpstreamRequest,
@@ -42,7 +41,7 @@ class ReplicateProvider(Provider):
     unsupported_params = request.UNSUPPORTED
     options = {
         "input_style": OptionSpec(str, "prompt", "'prompt' (prompt + system_prompt) or 'messages' "
-                                                 "(messages list + system_prompt)"),
+                                                 "(messages list + system_prompt)", choices=INPUT_STYLES),
         "max_tokens_field": OptionSpec(str, "max_tokens", "input name for max_tokens (e.g. max_new_tokens)"),
         "image_field": OptionSpec(str, None, "input name for image_url parts (e.g. image, image_input); "
                                              "unset: images are rejected"),
@@ -57,11 +56,6 @@ class ReplicateProvider(Provider):
                                               "urls.stream (api_base's host and its domain are always trusted)",
                                     item_type=str),
     }
-
-    def __init__(self, config: ProviderConfig) -> None:
-        super().__init__(config)
-        if self.opt("input_style") not in INPUT_STYLES:
-            raise ValueError(f"provider '{config.name}': input_style must be one of {', '.join(INPUT_STYLES)}")
 
     def opt(self, name: str) -> Any:
         value = self.config.option(name)

@@ -97,3 +97,12 @@ def test_error_mapping(provider, status, body, cls):
 def test_insufficient_quota(provider):
     error = provider.map_error(UpstreamResponse(429, {}, b'{"error":{"message":"quota","type":"insufficient_quota","code":"insufficient_quota"}}'))
     assert error.code == "insufficient_quota" and error.status == 429
+
+
+def test_error_after_content_in_one_read_keeps_the_content(provider):
+    raw = STREAM.split(b"\n\n")[0] + b"\n\n" + b'data: {"error":{"message":"boom","type":"server_error"}}\n\n'
+    translator = provider.stream_translator(call({}, stream=True))
+    frames = translator.feed(raw)
+    assert len(frames) == 1 and b"hi" in frames[0]
+    with pytest.raises(UpstreamError):
+        translator.finish()

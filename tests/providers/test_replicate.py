@@ -59,8 +59,11 @@ def test_registry_path():
 
 
 def test_bad_input_style_is_a_config_error():
-    with pytest.raises(ValueError, match="input_style"):
-        provider(input_style="chatml")
+    from gateway.config import parse_config
+    from gateway.config_reader import ConfigError
+    with pytest.raises(ConfigError) as err:
+        parse_config({"providers": {"r": {"type": "replicate", "input_style": "chatml"}}, "models": {}}, env={})
+    assert err.value.errors == ["providers.r.input_style: must be one of prompt, messages, got 'chatml'"]
 
 
 # -- requests -------------------------------------------------------------------------------------
