@@ -65,3 +65,8 @@ async def provider_models(gw: Switchyard, scope, receive, send, ex: Exchange, he
     except Exception as exc:
         raise UpstreamError(f"provider '{name}' answered its model list in an unexpected shape ({type(exc).__name__})")
     await send_json(send, 200, {"object": "list", "data": models}, ex.headers())
+
+
+# feature modules register their admin routes on import
+from gateway import admin_routing  # noqa: E402,F401
+from gateway.governance import admin as governance_admin  # noqa: E402,F401

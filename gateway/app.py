@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway import admin, endpoints
 from gateway.auth import ANONYMOUS, Authenticator, Identity, bearer_token
@@ -26,11 +26,19 @@ from gateway.errors import (
     PermissionDenied,
 )
 from gateway.exchange import Exchange
+from gateway.governance.admission import GovernanceHooks
+from gateway.governance.service import Governance
 from gateway.hooks import Hooks
 from gateway.http import ClientGone, normalize_path, request_headers, request_id_from, send_bytes, send_error, send_json
 from gateway.metrics import CONTENT_TYPE, Metrics
 from gateway.recorder import Recorder
+from gateway.reload import Reloader
+from gateway.resilience import wiring
 from gateway.runtime import Runtime
+
+if TYPE_CHECKING:
+    from gateway.resilience.circuits import Circuits
+    from gateway.state import StateBackend
 
 log = logging.getLogger("switchyard")
 
@@ -53,6 +61,10 @@ class Switchyard:
         self.runtime: Runtime = None  # type: ignore[assignment]  # set at start-up
         self.auth: Authenticator = Authenticator("")
         self.recorder = Recorder(self.metrics)
+        # governance: virtual keys, limits, budgets, policies, cost, spend, audit (gateway.governance)
+        self.governance = Governance(self.metrics)
+        self.hooks = GovernanceHooks(self.governance)
+        self.recorder.sinks.append(self.governance.record)
         self.loaded_at = int(time.time())
         self.config_error: list[str] | None = None
         self.started = False
@@ -60,6 +72,11 @@ class Switchyard:
         self.on_startup: list[Callable[[Switchyard], Awaitable[None]]] = []
         self.on_shutdown: list[Callable[[Switchyard], Awaitable[None]]] = []
         self.readiness_checks: dict[str, Callable[[], Awaitable[bool]]] = {}
+        # the state backend (gateway.state) and circuit breakers, built at start-up, kept across reloads
+        self.state: StateBackend | None = None
+        self.circuits: Circuits | None = None
+        self.reloader = Reloader(self)
+        self._closing: set[asyncio.Task] = set()  # replaced runtimes waiting for their last request
 
     # -- lifespan ---------------------------------------------------------------------------------
 
@@ -76,20 +93,24 @@ class Switchyard:
         await self.install(config)
         for step in self.on_startup:
             await step(self)
+        self.reloader.listen_for_sighup()
         self.started = True
 
     async def install(self, config: Config) -> None:
         """Build a runtime for ``config`` and swap it in (used at start-up and by reload)."""
-        runtime = Runtime.build(config)
+        health = await wiring.prepare(self, config)
+        await self.governance.install(config, self.state)
+        runtime = Runtime.build(config, health=health, previous=self.runtime)
         old = self.runtime
         self.runtime = runtime
-        self.auth = Authenticator(config.server.master_key)
+        self.auth = Authenticator(config.server.master_key, self.governance.virtual_lookup(config))
         self.recorder.log_requests = config.server.log_requests
         self.loaded_at = int(time.time())
         self.config_error = None
-        if old is not None:
-            asyncio.get_running_loop().call_later(old.config.server.shutdown_grace_seconds or 1,
-                                                  lambda: asyncio.ensure_future(old.close()))
+        if old is not None:  # requests running on the old table finish on it; then its connections close
+            task = asyncio.ensure_future(old.close_when_idle(config.server.shutdown_grace_seconds or 1))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def shutdown(self) -> None:
         for step in self.on_shutdown:
@@ -97,8 +118,17 @@ class Switchyard:
                 await step(self)
             except Exception:
                 log.exception("shutdown step failed")
+        try:
+            await self.governance.close()  # flushes spend and audit while the state backend is still open
+        except Exception:
+            log.exception("closing governance failed")
+        self.reloader.stop_listening()
+        for task in list(self._closing):  # replaced tables close now
+            task.cancel()
+        await asyncio.gather(*self._closing, return_exceptions=True)
         if self.runtime is not None:
             await self.runtime.close()
+        await wiring.close(self)
 
     # -- ASGI -------------------------------------------------------------------------------------
 
@@ -144,6 +174,7 @@ class Switchyard:
         self.metrics.in_flight.inc()
         try:
             identity = await self._authenticate(headers)
+            ex.key_name, ex.team = identity.name, identity.team
             route, model_id = self._route(path, lower)
             handler = route.get(method) if route else None
             if handler is None:
@@ -229,13 +260,13 @@ class Switchyard:
     async def _admin(self, scope, receive, send, path: str, method: str, headers: dict[str, str],
                      ex: Exchange) -> None:
         try:
+            identity = await self.auth.identify(bearer_token(headers.get("authorization")))
+            if identity is not None and not identity.is_master:
+                raise PermissionDenied("the admin API needs the master key; virtual keys may only call /v1")
             if not self.auth.has_master:
                 raise InvalidApiKey("the admin API is disabled: set server.master_key to use it")
-            identity = await self.auth.identify(bearer_token(headers.get("authorization")))
             if identity is None:
                 raise InvalidApiKey("Incorrect API key provided. The admin API needs the master key.")
-            if not identity.is_master:
-                raise PermissionDenied("the admin API needs the master key; virtual keys may only call /v1")
             await admin.dispatch(self, scope, receive, send, path, method, headers, ex)
         except GatewayError as error:
             await send_error(send, error, ex.headers())

@@ -58,6 +58,12 @@ class Authenticator:
     def has_master(self) -> bool:
         return self._master_digest is not None
 
+    def is_master_digest(self, digest_hex: str) -> bool:
+        """Whether a SHA-256 (hex) is the master key's (so a created key can never equal it)."""
+        if self._master_digest is None:
+            return False
+        return hmac.compare_digest(bytes.fromhex(digest_hex), self._master_digest)
+
     async def identify(self, token: str | None) -> Identity | None:
         if token is None:
             return None

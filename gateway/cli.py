@@ -49,7 +49,7 @@ def serve(args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else server.port
     workers = args.workers or server.workers
     logs.configure(server.log_level)
-    if not server.master_key and not config.extra.get("keys"):
+    if not server.master_key and not config.governance.keys:
         log.warning("NO MASTER KEY IS SET: /v1 is open to anyone who can reach %s:%s. "
                     "Set server.master_key (e.g. ${SWITCHYARD_MASTER_KEY}) before exposing the gateway.", host, port)
     if workers > 1 and config.state.backend == "memory":
@@ -65,6 +65,9 @@ def serve(args: argparse.Namespace) -> int:
             metrics_dir = tempfile.mkdtemp(prefix="switchyard-metrics-")
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         os.environ["SWITCHYARD_CONFIG"] = os.path.abspath(path)
+        from gateway.reload import forward_sighup_to_workers
+
+        forward_sighup_to_workers()  # SIGHUP: every worker re-reads the config in place
         try:
             uvicorn.run("gateway.app:create_app", factory=True, workers=workers, **common)
         finally:

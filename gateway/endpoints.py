@@ -47,7 +47,7 @@ async def chat_completions(gw: Switchyard, scope, receive, send, ex: Exchange, h
         return
     ex.usage = result.usage
     ex.status = 200
-    await gw.hooks.settle(rt, identity, ex)
+    await gw.hooks.settle(rt, identity, ex, result.body)
     await send_bytes(send, 200, result.body, JSON_HEADERS + encode_headers(ex.headers()))
 
 
@@ -59,7 +59,7 @@ async def embeddings(gw: Switchyard, scope, receive, send, ex: Exchange, headers
     result = await Pipeline(rt, gw.metrics, ex).embeddings(group, body)
     ex.usage = result.usage
     ex.status = 200
-    await gw.hooks.settle(rt, identity, ex)
+    await gw.hooks.settle(rt, identity, ex, result.body)
     await send_bytes(send, 200, result.body, JSON_HEADERS + encode_headers(ex.headers()))
 
 

@@ -40,6 +40,7 @@ class Exchange:
     disconnected: bool = False
     first_byte_at: float | None = None  # perf_counter time the first stream chunk went to the client
     extra_headers: dict[str, str] = field(default_factory=dict)
+    ticket: Any = None  # governance's per-request state (limits to settle, deployment claims)
 
     @property
     def created(self) -> int:

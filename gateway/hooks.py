@@ -18,8 +18,9 @@ class Hooks:
         """Check access, policies and limits before routing; may return an edited body; raises to refuse."""
         return body
 
-    async def settle(self, runtime, identity: Identity, exchange: Exchange) -> None:
-        """After the upstream answered (before a non-stream response is sent): charge usage and cost."""
+    async def settle(self, runtime, identity: Identity, exchange: Exchange, response: bytes | None = None) -> None:
+        """After the upstream answered (before a non-stream response is sent): charge usage and cost.
+        ``response`` is the body about to be sent (non-streams), for an audit that keeps bodies."""
         return None
 
     def may_use(self, identity: Identity, model: str) -> bool:

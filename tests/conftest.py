@@ -27,9 +27,13 @@ def fake_openai() -> Iterator[FakeOpenAI]:
 
 
 def openai_config(upstream_url: str, **server: object) -> dict:
-    """A gateway config routing the usual model names to the fake OpenAI upstream."""
+    """A gateway config routing the usual model names to the fake OpenAI upstream.
+
+    Its circuit breakers never open: these tests script many upstream failures in a row and check
+    each one's mapping (tests/resilience tests the breakers)."""
     return {
         "server": {"master_key": MASTER_KEY, **server},
+        "circuit_breaker": {"failure_threshold": 1000000, "min_requests": 1000000},
         "providers": {"openai-main": {"type": "openai", "api_base": f"{upstream_url}/v1", "api_key": UPSTREAM_KEY,
                                       "timeout": {"connect": 2, "read": 5, "total": 30}}},
         "models": {

@@ -38,12 +38,15 @@ class DeploymentStats:
 
 
 class Balancer:
-    def __init__(self, prices: Callable[[Deployment], Price | None], rng: random.Random | None = None) -> None:
+    def __init__(self, prices: Callable[[Deployment], Price | None], rng: random.Random | None = None,
+                 previous: Balancer | None = None) -> None:
+        """``previous``: the balancer of the table this one replaces (a reload); its in-flight counts,
+        latencies and rotation carry over, so requests still running on the old table are counted."""
         self._price = prices
         self._rng = rng or random.Random()
-        self._current: dict[str, float] = {}  # smooth weighted round robin state, by deployment id
-        self._cursor: dict[str, int] = {}  # round robin position, by group
-        self.stats: dict[str, DeploymentStats] = {}
+        self._current: dict[str, float] = previous._current if previous else {}  # smooth WRR, by deployment
+        self._cursor: dict[str, int] = previous._cursor if previous else {}  # round robin position, by group
+        self.stats: dict[str, DeploymentStats] = previous.stats if previous else {}
 
     def stat(self, deployment_id: str) -> DeploymentStats:
         stats = self.stats.get(deployment_id)

@@ -46,7 +46,8 @@ class StateBackend:
     async def healthy(self) -> bool:
         return True
 
-    async def run(self, operation: str, remote: Callable[[Any], Awaitable[T]], local: Callable[[], T | Awaitable[T]]) -> T:
+    async def run(self, operation: str, remote: Callable[[Any], Awaitable[T]], local: Callable[[], T | Awaitable[T]],
+                  timeout_ms: int | None = None) -> T:
         result = local()
         if asyncio.iscoroutine(result):
             return await result
@@ -61,15 +62,22 @@ class RedisState(StateBackend):
 
     kind = "redis"
     RECHECK_SECONDS = 1.0
+    MAX_CONNECTIONS = 256
+    SOCKET_TIMEOUT_FLOOR = 2.0
 
     def __init__(self, config: StateConfig, metrics: Metrics) -> None:
         super().__init__(config, metrics)
         import redis.asyncio as aioredis
 
-        timeout = config.timeout_ms / 1000
-        self.redis = aioredis.Redis.from_url(config.url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                                             retry_on_timeout=False, health_check_interval=0,
-                                             decode_responses=False)
+        # a blocking pool: a burst waits for a free connection (within the call's time-out, see ``run``)
+        # instead of failing at once with MaxConnectionsError (redis-py's default pool holds only 100).
+        # Each call's time-out is enforced by ``run``; the socket time-outs are only a backstop, kept
+        # above the event loop's own lag under a burst, which would otherwise fail healthy calls
+        backstop = max(config.timeout_ms / 1000, self.SOCKET_TIMEOUT_FLOOR)
+        pool = aioredis.BlockingConnectionPool.from_url(
+            config.url, max_connections=self.MAX_CONNECTIONS, timeout=None, socket_timeout=backstop,
+            socket_connect_timeout=backstop, retry_on_timeout=False, health_check_interval=0, decode_responses=False)
+        self.redis = aioredis.Redis.from_pool(pool)
         self._up = True
         self._down_since: float | None = None
         self._probe: asyncio.Task | None = None
@@ -101,10 +109,13 @@ class RedisState(StateBackend):
         except Exception:
             return False
 
-    async def run(self, operation: str, remote: Callable[[Any], Awaitable[T]], local: Callable[[], T | Awaitable[T]]) -> T:
+    async def run(self, operation: str, remote: Callable[[Any], Awaitable[T]], local: Callable[[], T | Awaitable[T]],
+                  timeout_ms: int | None = None) -> T:
+        """``timeout_ms`` overrides ``state.timeout_ms`` for this call (rate limits wait longer: see
+        ``gateway.governance.limiter``)."""
         if self._up:
             try:
-                return await asyncio.wait_for(remote(self.redis), timeout=self.config.timeout_ms / 1000)
+                return await asyncio.wait_for(remote(self.redis), timeout=(timeout_ms or self.config.timeout_ms) / 1000)
             except Exception as exc:  # redis errors, time-outs, connection resets: fail open
                 self._mark_down(exc)
         self.metrics.state_fail_open.labels(operation).inc()
