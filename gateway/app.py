@@ -52,6 +52,14 @@ V1_ROUTES: dict[str, dict[str, Handler]] = {
 }
 
 
+# the endpoint name recorded in metrics, logs and audit (also for requests refused before the handler)
+ENDPOINT_NAMES = {"/chat/completions": "chat.completions", "/embeddings": "embeddings", "/models": "models"}
+
+
+def route_key(lower: str) -> str:
+    return lower[3:] if lower.startswith("/v1/") else lower
+
+
 class Switchyard:
     def __init__(self, config: Config | None = None, config_path: str | None = None) -> None:
         self.config_path = config_path
@@ -173,9 +181,11 @@ class Switchyard:
             return await self._admin(scope, receive, send, path, method, headers, ex)
         self.metrics.in_flight.inc()
         try:
+            route, model_id = self._route(path, lower)
+            if route is not None:
+                ex.endpoint = "models" if model_id is not None else ENDPOINT_NAMES[route_key(lower)]
             identity = await self._authenticate(headers)
             ex.key_name, ex.team = identity.name, identity.team
-            route, model_id = self._route(path, lower)
             handler = route.get(method) if route else None
             if handler is None:
                 if route:
@@ -207,7 +217,7 @@ class Switchyard:
             self.recorder.finish(ex)
 
     def _route(self, path: str, lower: str) -> tuple[dict[str, Handler] | None, str | None]:
-        rest, prefix_len = (lower[3:], 3) if lower.startswith("/v1/") else (lower, 0)
+        rest, prefix_len = route_key(lower), (3 if lower.startswith("/v1/") else 0)
         route = V1_ROUTES.get(rest)
         if route is not None:
             return route, None

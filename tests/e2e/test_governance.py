@@ -314,6 +314,7 @@ def test_one_audit_record_per_request_including_refused_failed_and_disconnected(
     records = [audit_for(gw, request_id) for request_id in ids]
     assert [r["status"] for r in records[:4]] == [401, 502, 429, 200]
     assert records[0]["key_name"] is None and records[2]["key_name"] == "budget-svc"
+    assert [r["endpoint"] for r in records[:4]] == ["chat.completions", "chat.completions", "chat.completions", "models"]
     assert records[1]["attempts"][0]["status"] == 502 and records[1]["error_code"] == "upstream_error"
     assert records[2]["error_code"] == "budget_exceeded"
     deadline = time.monotonic() + 5
