@@ -179,7 +179,7 @@ class SharedCircuits:
     async def sync(self) -> None:
         """Refresh the view; after an outage, hand local verdicts over first (``on_resync``)."""
         if not self.state.up:
-            self.active  # noqa: B018 (notices the fall)
+            _ = self.active  # notices the fall (on_down)
             return
         if not self.live:
             self.pending.clear()  # counted while Redis was away: the local breakers judged those
