@@ -72,6 +72,7 @@ async def list_models(gw: Switchyard, scope, receive, send, ex: Exchange, header
                       identity: Identity) -> None:
     ex.endpoint = "models"
     names = [n for n in gw.runtime.config.models if gw.hooks.may_use(identity, n)]
+    await gw.hooks.limit_headers(gw.runtime, identity, ex)
     ex.status = 200
     await send_json(send, 200, {"object": "list", "data": [model_object(gw, n) for n in names]}, ex.headers())
 
@@ -83,5 +84,6 @@ async def get_model(gw: Switchyard, scope, receive, send, ex: Exchange, headers:
     if model_id not in gw.runtime.config.models or not gw.hooks.may_use(identity, model_id):
         raise ModelNotFound(f"The model '{model_id}' does not exist or you do not have access to it.", param="model")
     ex.model_known = True
+    await gw.hooks.limit_headers(gw.runtime, identity, ex)
     ex.status = 200
     await send_bytes(send, 200, orjson.dumps(model_object(gw, model_id)), JSON_HEADERS + encode_headers(ex.headers()))

@@ -25,3 +25,7 @@ class Hooks:
 
     def may_use(self, identity: Identity, model: str) -> bool:
         return True
+
+    async def limit_headers(self, runtime, identity: Identity, exchange: Exchange) -> None:
+        """Add the caller's rate-limit headers to a response that did not pass the limit step."""
+        return None

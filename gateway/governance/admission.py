@@ -22,6 +22,7 @@ from gateway.config import ModelGroup
 from gateway.errors import BudgetExceeded, ModelNotAllowed, RateLimited
 from gateway.exchange import Exchange
 from gateway.governance.cost import format_usd, seconds_to_rollover
+from gateway.governance.headers import ratelimit_headers
 from gateway.governance.ticket import Ticket
 from gateway.governance.windows import BudgetLimit, Scope, Verdict
 from gateway.hooks import Hooks
@@ -63,6 +64,17 @@ class GovernanceHooks(Hooks):
                 raise _refusal(gov, verdict, scopes, budgets)
         exchange.ticket = ticket
         return body
+
+    async def limit_headers(self, runtime, identity: Identity, exchange: Exchange) -> None:
+        if identity.policy is None or "x-ratelimit-limit-requests" in exchange.extra_headers \
+                or "x-ratelimit-limit-tokens" in exchange.extra_headers:
+            return
+        scopes, _ = self.gov.tables_for(runtime.config).limits_for(identity.policy)
+        scopes = [s for s in scopes if s.rpm or s.tpm]
+        if scopes:
+            verdict = await self.gov.limiter.peek(scopes)
+            exchange.extra_headers.update(
+                ratelimit_headers(list(zip(scopes, verdict.states)), verdict.now_ms, self.gov.limiter.window_ms))
 
     async def settle(self, runtime, identity: Identity, exchange: Exchange, response: bytes | None = None) -> None:
         ticket: Ticket | None = exchange.ticket

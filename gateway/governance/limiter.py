@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.governance.lua import ADMIT, SETTLE
+from gateway.governance.lua import ADMIT, PEEK, SETTLE
 from gateway.governance.windows import ADMITTED, WINDOW_MS, BudgetLimit, LocalWindows, Scope, ScopeState, Verdict
 from gateway.state import StateBackend
 
@@ -32,9 +32,10 @@ class Limiter:
         self.local = LocalWindows(window_ms)
         self.timeout_ms = max(state.config.timeout_ms, MIN_TIMEOUT_MS)
         self._local_calls = 0
-        self._admit_script = self._settle_script = None
+        self._admit_script = self._settle_script = self._peek_script = None
         if state.redis is not None:
             self._admit_script = state.redis.register_script(ADMIT)
+            self._peek_script = state.redis.register_script(PEEK)
             self._settle_script = state.redis.register_script(SETTLE)
 
     def _scope_keys(self, scope: Scope, parts: str) -> list[str]:
@@ -58,6 +59,23 @@ class Limiter:
 
         return await self.state.run("ratelimit", remote, lambda: self._local_admit(scopes, budgets, member, tokens),
                                     timeout_ms=self.timeout_ms)
+
+    async def peek(self, scopes: list[Scope]) -> Verdict:
+        """The windows of ``scopes`` without charging them (one round trip; only off the success path)."""
+        scopes = [s for s in scopes if s.rpm or s.tpm]
+        if not scopes:
+            return ADMITTED
+
+        async def remote(redis: Any) -> Verdict:
+            keys: list[str] = []
+            args: list[Any] = [len(scopes), self.window_ms, ""]
+            for scope in scopes:
+                keys += self._scope_keys(scope, "rthn")
+                args += [scope.rpm or 0, scope.tpm or 0, 0]
+            now, states = await self._peek_script(keys=keys, args=args, client=redis)
+            return Verdict(admitted=True, now_ms=int(now), states=[_state(s) for s in states])
+
+        return await self.state.run("ratelimit", remote, lambda: self.local.peek(scopes), timeout_ms=self.timeout_ms)
 
     def _local_admit(self, scopes: list[Scope], budgets: list[BudgetLimit], member: str, tokens: int) -> Verdict:
         self._local_calls += 1

@@ -8,6 +8,8 @@ ADMIT   KEYS: per scope r, t, h, n; then one counter per budget
         ARGV: scope count, window ms, member, then per scope rpm, tpm, reservation; then per budget limit
         returns {admitted, now_ms, budget index (0: none), per scope {count, total, oldest request ms,
                  oldest token ms, refused ('', 'rpm', 'tpm'), retry ms}}
+PEEK    KEYS and ARGV as ADMIT (reservations and budgets unused): the windows as they are, charging nothing
+        returns {now_ms, per scope {count, total, oldest request ms, oldest token ms, '', 0}}
 SETTLE  KEYS: one counter per budget; then per scope t, h, n
         ARGV: budget count, cost nanos, member, actual tokens, window ms, then per budget ttl seconds
         returns the budget counters after the charge
@@ -168,4 +170,16 @@ for j = 1, ns do
   end
 end
 return out
+"""
+
+# the same clock, eviction and helpers as ADMIT, then a read of every scope's window
+PEEK = ADMIT.split("local admitted = 1\n", 1)[0] + r"""
+local states = {}
+for i = 1, n do
+  local zr, zt, ht, nt = KEYS[4 * i - 3], KEYS[4 * i - 2], KEYS[4 * i - 1], KEYS[4 * i]
+  redis.call('ZREMRANGEBYSCORE', zr, '-inf', cutoff)
+  evict_tokens(zt, ht, nt)
+  states[i] = {redis.call('ZCARD', zr), tonumber(redis.call('GET', nt) or '0'), oldest(zr), oldest(zt), '', 0}
+end
+return {now, states}
 """

@@ -108,6 +108,18 @@ class LocalWindows:
             window = self.windows[scope.id] = _Window()
         return window
 
+    def peek(self, scopes: list[Scope]) -> Verdict:
+        """The scopes' windows as they are, charging nothing (rate-limit headers of refused requests)."""
+        now = self.now_ms()
+        verdict = Verdict(admitted=True, now_ms=now)
+        for scope in scopes:
+            window = self._window(scope)
+            window.evict(now - self.window_ms)
+            state = ScopeState()
+            self._describe(window, state)
+            verdict.states.append(state)
+        return verdict
+
     def admit(self, scopes: list[Scope], budgets: list[BudgetLimit], member: str, tokens: int) -> Verdict:
         now = self.now_ms()
         cutoff = now - self.window_ms

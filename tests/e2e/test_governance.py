@@ -238,6 +238,28 @@ def test_rate_limit_headers_and_429(gw, client):
     assert err.value.body["code"] == "rate_limit_exceeded"
 
 
+def test_refused_and_model_list_responses_of_a_limited_key_carry_the_headers(gw):
+    """Every response for a limited key carries x-ratelimit-*, also those refused before the limit step."""
+    auth = {"authorization": f"Bearer {SEARCH_KEY}"}
+    responses = {
+        "unknown model (404)": httpx.post(gw.url + "/v1/chat/completions", json=chat(model="nope"), headers=auth),
+        "invalid body (400)": httpx.post(gw.url + "/v1/chat/completions", json={"model": "gpt-4o-mini"}, headers=auth),
+        "model list": httpx.get(gw.url + "/v1/models", headers=auth),
+        "one model": httpx.get(gw.url + "/v1/models/gpt-4o-mini", headers=auth),
+    }
+    for what, response in responses.items():
+        assert response.headers.get("x-ratelimit-limit-requests") == "3", what
+        remaining = int(response.headers["x-ratelimit-remaining-requests"])
+        assert 0 <= remaining <= 3, what
+    # the peek charges nothing: the refused requests did not use the window
+    before = int(responses["model list"].headers["x-ratelimit-remaining-requests"])
+    again = httpx.get(gw.url + "/v1/models", headers=auth)
+    assert int(again.headers["x-ratelimit-remaining-requests"]) >= before
+    # a key without limits gets none
+    assert "x-ratelimit-limit-requests" not in httpx.get(
+        gw.url + "/v1/models", headers={"authorization": f"Bearer {BUDGET_KEY}"}).headers
+
+
 def test_a_deployment_at_its_limit_is_skipped_not_refused(gw, client):
     used = []
     for _ in range(6):

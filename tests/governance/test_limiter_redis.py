@@ -125,3 +125,19 @@ def test_local_and_redis_agree_step_by_step(redis_url, tokens):
                 await limiter.settle([key, team], [], f"m{i}", tokens // 3, 0)
                 local.settle([key, team], [], f"m{i}", tokens // 3, 0)
     run(body, redis_url)
+
+
+def test_peek_reads_the_windows_without_charging(redis_url):
+    async def body(limiter, state):
+        key = Scope("key", "k", rpm=5, tpm=100)
+        for member in ("a", "b"):
+            assert (await limiter.admit([key], [], member, 30)).admitted
+        for _ in range(3):
+            peeked = await limiter.peek([key])
+            assert (peeked.states[0].count, peeked.states[0].total) == (2, 60)
+            assert peeked.states[0].oldest_request_ms > 0 and peeked.now_ms >= peeked.states[0].oldest_request_ms
+        local = limiter.local
+        assert (local.peek([key]).states[0].count, local.peek([key]).states[0].total) == (0, 0)
+        local.admit([key], [], "x", 10)
+        assert (local.peek([key]).states[0].count, local.peek([key]).states[0].total) == (1, 10)
+    run(body, redis_url)
