@@ -8,6 +8,7 @@ so no spelling of a path reaches a handler without the check that applies to it.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
     from gateway.state import StateBackend
 
 log = logging.getLogger("switchyard")
+
+GC_YOUNG_THRESHOLD = 10_000  # allocations between young-generation collections (CPython's default: 700)
 
 Handler = Callable[..., Awaitable[None]]
 
@@ -103,6 +106,7 @@ class Switchyard:
             await step(self)
         self.reloader.listen_for_sighup()
         self.started = True
+        settle_heap()
 
     async def install(self, config: Config) -> None:
         """Build a runtime for ``config`` and swap it in (used at start-up and by reload)."""
@@ -180,6 +184,7 @@ class Switchyard:
         if is_admin:
             return await self._admin(scope, receive, send, path, method, headers, ex)
         self.metrics.in_flight.inc()
+        identity: Identity | None = None
         try:
             route, model_id = self._route(path, lower)
             if route is not None:
@@ -198,6 +203,8 @@ class Switchyard:
                 await handler(self, scope, receive, send, ex, headers, identity)
         except GatewayError as error:
             ex.status, ex.error_code = error.status, error.code
+            if identity is not None:
+                await self._limit_headers(identity, ex)
             await send_error(send, error, ex.headers())
         except ClientGone:
             ex.status, ex.error_code, ex.disconnected = 499, "client_disconnected", True
@@ -215,6 +222,13 @@ class Switchyard:
         finally:
             self.metrics.in_flight.dec()
             self.recorder.finish(ex)
+
+    async def _limit_headers(self, identity: Identity, ex: Exchange) -> None:
+        """A limited key's refused request still carries its x-ratelimit-* headers (never fails the answer)."""
+        try:
+            await self.hooks.limit_headers(self.runtime, identity, ex)
+        except Exception:
+            log.exception("rate-limit headers failed", extra={"request_id": ex.request_id})
 
     def _route(self, path: str, lower: str) -> tuple[dict[str, Handler] | None, str | None]:
         rest, prefix_len = route_key(lower), (3 if lower.startswith("/v1/") else 0)
@@ -282,6 +296,16 @@ class Switchyard:
             await send_error(send, error, ex.headers())
         except ClientGone:
             pass
+
+
+def settle_heap() -> None:
+    """Once start-up is done: collect, then move every object alive now (modules, config, providers,
+    clients) out of the cyclic collector's sight, and let the young generation grow larger before it
+    is collected. Collections then scan only what requests allocate; under load that is ~10% of a
+    request's CPU saved (docs/benchmark.md). Reference counting frees everything as before."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
 
 
 def create_app(config_path: str | None = None) -> Switchyard:
