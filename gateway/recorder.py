@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 from gateway.exchange import Exchange
+from gateway.logs import AccessLog
 from gateway.metrics import Metrics
 
 log = logging.getLogger("switchyard.access")
@@ -19,6 +20,7 @@ class Recorder:
     def __init__(self, metrics: Metrics, log_requests: bool = True) -> None:
         self.metrics = metrics
         self.log_requests = log_requests
+        self.access = AccessLog()
         self.sinks: list[Sink] = []
 
     def finish(self, ex: Exchange) -> None:
@@ -41,7 +43,7 @@ class Recorder:
             except Exception:  # a sink never fails the request; each sink counts its own drops
                 log.exception("record sink failed", extra={"request_id": ex.request_id})
         if self.log_requests:
-            log.info("request", extra={
+            self.access.write({
                 "request_id": ex.request_id, "endpoint": ex.endpoint, "model": ex.model, "stream": ex.stream,
                 "status": ex.status, "error_code": ex.error_code, "provider": ex.provider,
                 "deployment": ex.deployment, "attempts": len(ex.attempts),

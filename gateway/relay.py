@@ -33,13 +33,14 @@ async def relay(send, receive, live: LiveStream, exchange: Exchange) -> None:
                 task.cancel()
                 return
 
-    watcher = asyncio.create_task(watch_disconnect())
+    watcher: asyncio.Task | None = None
     translator = live.translator
     try:
         await send({"type": "http.response.start", "status": 200,
                     "headers": SSE_HEADERS + encode_headers(exchange.headers())})
         await send({"type": "http.response.body", "body": b"".join(live.first_frames), "more_body": True})
         exchange.first_byte_at = time.perf_counter()
+        watcher = asyncio.create_task(watch_disconnect())  # after the first bytes: they go out first
         tail: list[bytes] = []
         if not live.ended:
             async for data in live.chunks:
@@ -60,7 +61,8 @@ async def relay(send, receive, live: LiveStream, exchange: Exchange) -> None:
     except Exception as exc:  # a translator bug must still end the stream honestly
         await _end_with_error(send, exchange, InternalError(f"stream translation failed ({type(exc).__name__})"))
     finally:
-        watcher.cancel()
+        if watcher is not None:
+            watcher.cancel()
         live.upstream.close()
         exchange.usage = translator.usage
         if exchange.disconnected and task.cancelling():

@@ -1,0 +1,204 @@
+"""The processes a benchmark starts: pinned with taskset, measured through /proc, always stopped.
+
+Every process is started in its own session, so stopping it (SIGTERM, then SIGKILL to its process
+group) also stops the workers it forked. CPU time and memory are read from ``/proc``: CPU as
+utime + stime over the whole process tree, memory as ``VmRSS`` / ``VmHWM`` of the biggest process
+(the worker).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cpu_plan() -> tuple[list[int] | None, list[int] | None]:
+    """(proxy cores, load + upstream cores): the first core for the proxy, the rest for the load."""
+    if shutil.which("taskset") is None:
+        return None, None
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return None, None
+    return cores[:1], cores[1:]
+
+
+class Proc:
+    def __init__(self, name: str, argv: list[str], log_dir: Path, cpus: list[int] | None = None,
+                 env: dict[str, str | None] | None = None, cwd: str | None = None) -> None:
+        self.name = name
+        self.argv = argv
+        self.cpus = cpus
+        self.log_path = log_dir / f"{name}.log"
+        command = list(argv)
+        if cpus:
+            command = ["taskset", "-c", ",".join(map(str, cpus)), *command]
+        environ = dict(os.environ)
+        for key, value in (env or {}).items():
+            if value is None:
+                environ.pop(key, None)
+            else:
+                environ[key] = value
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env=environ,
+                                            start_new_session=True)
+        self.pid = self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def tree(self) -> list[int]:
+        """This process and every descendant still running."""
+        pids, queue = [], [self.pid]
+        while queue:
+            pid = queue.pop()
+            pids.append(pid)
+            for task in _listdir(f"/proc/{pid}/task"):
+                with contextlib.suppress(OSError):
+                    queue += [int(c) for c in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
+        return pids
+
+    def children(self) -> list[int]:
+        return self.tree()[1:]
+
+    def cpu_seconds(self) -> float:
+        total = 0
+        for pid in self.tree():
+            with contextlib.suppress(OSError, IndexError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / CLOCK_TICKS
+
+    def memory_mb(self) -> tuple[float, float]:
+        """(VmRSS, VmHWM) in MB of the biggest process in the tree."""
+        rss = hwm = 0
+        for pid in self.tree():
+            status = _status(pid)
+            rss, hwm = max(rss, status.get("VmRSS", 0)), max(hwm, status.get("VmHWM", 0))
+        return round(rss / 1024, 1), round(hwm / 1024, 1)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=5)
+
+
+def system_busy_seconds() -> float:
+    """CPU seconds every core spent not idle since boot (from /proc/stat)."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / CLOCK_TICKS
+
+
+def reaped_children_cpu_seconds() -> float:
+    """CPU of the bench's finished child processes (the load generator runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+
+
+def _status(pid: int) -> dict[str, int]:
+    values: dict[str, int] = {}
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("Vm"):
+                name, _, value = line.partition(":")
+                values[name] = int(value.split()[0])
+    return values
+
+
+def wait_port(port: int, process: Proc | None = None, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and not process.alive():
+            raise RuntimeError(f"{process.name} exited early:\n{process.log_tail()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout:g}s"
+                       + (f":\n{process.log_tail()}" if process else ""))
+
+
+class CpuQuota:
+    """A cgroup-v1/v2 CPU quota for one process (used to give each worker "a core of its own" when
+    the machine has too few cores to give it a real one). ``available()`` says whether we may."""
+
+    V1 = Path("/sys/fs/cgroup/cpu")
+    V2 = Path("/sys/fs/cgroup")
+
+    def __init__(self, name: str, share: float, period_us: int = 100_000) -> None:
+        self.share, self.period = share, period_us
+        if (self.V1 / "cpu.cfs_quota_us").exists():
+            self.path, self.v2 = self.V1 / name, False
+        else:
+            self.path, self.v2 = self.V2 / name, True
+        self.path.mkdir(exist_ok=True)
+        quota = int(share * period_us)
+        if self.v2:
+            (self.path / "cpu.max").write_text(f"{quota} {period_us}")
+        else:
+            (self.path / "cpu.cfs_period_us").write_text(str(period_us))
+            (self.path / "cpu.cfs_quota_us").write_text(str(quota))
+
+    @classmethod
+    def available(cls) -> bool:
+        probe = None
+        try:
+            probe = cls("switchyard-bench-probe", 1.0)
+            return True
+        except OSError:
+            return False
+        finally:
+            if probe is not None:
+                probe.remove()
+
+    def add(self, pid: int) -> None:
+        (self.path / "cgroup.procs").write_text(str(pid))
+
+    def remove(self) -> None:
+        parent = self.path.parent / "cgroup.procs"
+        with contextlib.suppress(OSError):
+            for pid in (self.path / "cgroup.procs").read_text().split():
+                with contextlib.suppress(OSError):
+                    parent.write_text(pid)
+        with contextlib.suppress(OSError):
+            self.path.rmdir()
