@@ -82,12 +82,7 @@ class Proc:
         return self.tree()[1:]
 
     def cpu_seconds(self) -> float:
-        total = 0
-        for pid in self.tree():
-            with contextlib.suppress(OSError, IndexError):
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                total += int(fields[11]) + int(fields[12])  # utime, stime
-        return total / CLOCK_TICKS
+        return sum(process_cpu_seconds(pid) for pid in self.tree())
 
     def memory_mb(self) -> tuple[float, float]:
         """(VmRSS, VmHWM) in MB of the biggest process in the tree."""
@@ -127,6 +122,24 @@ def reaped_children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def pin(pid: int, cpus: list[int], idle_class: bool = False) -> None:
+    """Pin every thread of ``pid`` to ``cpus``; with ``idle_class``, run it in SCHED_IDLE too: it then
+    only gets the CPU that every normal process on those cores leaves over."""
+    for task in _listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(int(task), cpus)
+            if idle_class:
+                os.sched_setscheduler(int(task), os.SCHED_IDLE, os.sched_param(0))
+
+
+def process_cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    except (OSError, IndexError):
+        return 0.0
+
+
 def _listdir(path: str) -> list[str]:
     try:
         return os.listdir(path)
@@ -156,49 +169,3 @@ def wait_port(port: int, process: Proc | None = None, timeout: float = 60.0) -> 
             time.sleep(0.05)
     raise RuntimeError(f"nothing listens on port {port} after {timeout:g}s"
                        + (f":\n{process.log_tail()}" if process else ""))
-
-
-class CpuQuota:
-    """A cgroup-v1/v2 CPU quota for one process (used to give each worker "a core of its own" when
-    the machine has too few cores to give it a real one). ``available()`` says whether we may."""
-
-    V1 = Path("/sys/fs/cgroup/cpu")
-    V2 = Path("/sys/fs/cgroup")
-
-    def __init__(self, name: str, share: float, period_us: int = 100_000) -> None:
-        self.share, self.period = share, period_us
-        if (self.V1 / "cpu.cfs_quota_us").exists():
-            self.path, self.v2 = self.V1 / name, False
-        else:
-            self.path, self.v2 = self.V2 / name, True
-        self.path.mkdir(exist_ok=True)
-        quota = int(share * period_us)
-        if self.v2:
-            (self.path / "cpu.max").write_text(f"{quota} {period_us}")
-        else:
-            (self.path / "cpu.cfs_period_us").write_text(str(period_us))
-            (self.path / "cpu.cfs_quota_us").write_text(str(quota))
-
-    @classmethod
-    def available(cls) -> bool:
-        probe = None
-        try:
-            probe = cls("switchyard-bench-probe", 1.0)
-            return True
-        except OSError:
-            return False
-        finally:
-            if probe is not None:
-                probe.remove()
-
-    def add(self, pid: int) -> None:
-        (self.path / "cgroup.procs").write_text(str(pid))
-
-    def remove(self) -> None:
-        parent = self.path.parent / "cgroup.procs"
-        with contextlib.suppress(OSError):
-            for pid in (self.path / "cgroup.procs").read_text().split():
-                with contextlib.suppress(OSError):
-                    parent.write_text(pid)
-        with contextlib.suppress(OSError):
-            self.path.rmdir()

