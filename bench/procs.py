@@ -169,3 +169,42 @@ def wait_port(port: int, process: Proc | None = None, timeout: float = 60.0) -> 
             time.sleep(0.05)
     raise RuntimeError(f"nothing listens on port {port} after {timeout:g}s"
                        + (f":\n{process.log_tail()}" if process else ""))
+
+
+class CpuQuota:
+    """A CFS quota of ``share`` of a core for the processes put in it (cgroup v1 ``cpu`` or v2), used to
+    give each gateway worker "a core of its own" on a machine with too few cores to give it a real one."""
+
+    V1 = Path("/sys/fs/cgroup/cpu")
+    V2 = Path("/sys/fs/cgroup")
+
+    def __init__(self, name: str, share: float, period_us: int = 100_000) -> None:
+        v1 = (self.V1 / "cpu.cfs_quota_us").exists()
+        self.path = (self.V1 if v1 else self.V2) / name
+        self.path.mkdir(exist_ok=True)
+        quota = int(share * period_us)
+        if v1:
+            (self.path / "cpu.cfs_period_us").write_text(str(period_us))
+            (self.path / "cpu.cfs_quota_us").write_text(str(quota))
+        else:
+            (self.path / "cpu.max").write_text(f"{quota} {period_us}")
+
+    @classmethod
+    def available(cls) -> bool:
+        try:
+            cls("switchyard-bench-probe", 1.0).remove()
+            return True
+        except OSError:
+            return False
+
+    def add(self, pid: int) -> None:
+        (self.path / "cgroup.procs").write_text(str(pid))
+
+    def remove(self) -> None:
+        """Move what is left back to the parent group, then delete the group."""
+        with contextlib.suppress(OSError):
+            for pid in (self.path / "cgroup.procs").read_text().split():
+                with contextlib.suppress(OSError):
+                    (self.path.parent / "cgroup.procs").write_text(pid)
+        with contextlib.suppress(OSError):
+            self.path.rmdir()

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from bench import report, targets
 from bench.load import LoadGenerator
-from bench.procs import Proc, cpu_plan, pin, process_cpu_seconds, reaped_children_cpu_seconds, system_busy_seconds
+from bench.procs import CpuQuota, Proc, cpu_plan, pin, process_cpu_seconds, reaped_children_cpu_seconds, system_busy_seconds
 from bench.report import SCENARIOS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,9 +42,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "switchyard-bench-litellm",
                    help="virtual environment holding litellm[proxy] (created when missing)")
     p.add_argument("--clients", action="store_true",
-                   help="client comparison: also run the floor and the gateway with httpx and httpx-aiohttp")
+                   help="client comparison: the gateway with aiohttp, httpx and httpx-aiohttp instead of its own "
+                        "client, and the floor with httpx, httpx-aiohttp and a minimal raw client")
     p.add_argument("--soak", type=int, default=0, help="requests for the RSS growth check (e.g. 200000)")
     p.add_argument("--workers-scaling", action="store_true", help="measure --workers 2 against one worker")
+    p.add_argument("--worker-share", type=float, default=0.45,
+                   help="--workers-scaling with cgroup quotas: each worker's CPU, in cores")
     p.add_argument("--targets", default="direct,floor,gateway",
                    help="comma-separated subset to run: direct, floor, gateway, gateway-redis (state.backend: redis)")
     p.add_argument("--python-load", action="store_true", help="use the Python load generator even if wrk exists")
@@ -72,6 +75,7 @@ class Bench:
         self.info: dict = {}
         self.memory: dict[str, dict] = {}
         self.runs: list[dict] = []
+        self.quotas: list[CpuQuota] = []
         if args.nice:
             os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # inherited by every process the bench starts
 
@@ -94,8 +98,10 @@ class Bench:
         for name in wanted:
             out += self._make(name)
         if a.clients:
-            for client in ("httpx", "httpx-aiohttp"):
-                out.append(self._track(targets.floor(self.work, self.proxy_cpus, self.info, client)))
+            out.append(self._track(targets.floor(self.work, self.proxy_cpus, self.info, "raw")))
+            for client in ("aiohttp", "httpx", "httpx-aiohttp"):
+                if client != "aiohttp":  # the floor's own client is aiohttp already
+                    out.append(self._track(targets.floor(self.work, self.proxy_cpus, self.info, client)))
                 out.append(self._track(targets.gateway(self.work, self.proxy_cpus, self.info, client=client,
                                                        name=f"gateway-{client}")))
         for target in out:
@@ -212,30 +218,39 @@ class Bench:
                 "growth_mb": round(rss_after - rss_before, 1)}
 
     def workers_scaling(self) -> dict:
-        """c=32 req/s of ``--workers 2`` over one worker, on real cores, the load keeping its own.
+        """c=32 req/s of ``--workers 2`` over one worker, the load and upstream keeping their own core(s).
 
-        One worker runs on the proxy core, as in the rounds. With two, the first worker takes the
-        proxy core and the second the load core in the SCHED_IDLE class: it gets only the CPU the
-        load generator and the upstream leave over, so the load is never slowed by it. The measured
-        ratio therefore understates what a second full core gives; ``projected_ratio`` is two times
-        the requests per CPU-second of the two workers over the one worker's.
+        ``quota`` (needs a writable cgroup ``cpu`` controller, i.e. root): every worker runs on the
+        proxy core in a cgroup of its own capped at ``--worker-share`` of a core, so two workers have
+        twice the CPU of one, each its own slice, and the load's core stays the load's.
+        ``idle-class`` (otherwise): one worker on the proxy core; with two, the second runs on the
+        load's core in SCHED_IDLE and gets only what the load leaves over (the ratio understates).
+        Both report each worker's CPU (the balance) and ``projected_ratio``: two times the requests per
+        CPU-second of two workers over one worker's.
         """
         if not (self.proxy_cpus and self.load_cpus):
             return {"skipped": "needs taskset and at least two cores"}
+        mode = "quota" if CpuQuota.available() else "idle-class"
         results: dict[int, dict] = {}
         for workers in (1, 2):
-            target = self._track(targets.gateway(self.work, None, self.info, workers=workers,
-                                                 name=f"gateway-w{workers}"))
+            target = self._track(targets.gateway(self.work, self.proxy_cpus if mode == "quota" else None, self.info,
+                                                 workers=workers, name=f"gateway-w{workers}"))
             targets.wait_probe(target)
             deadline = time.monotonic() + 30
             while len(self._workers(target, workers)) < workers and time.monotonic() < deadline:
                 time.sleep(0.2)
             pids = self._workers(target, workers)
             for index, pid in enumerate(pids):
-                pin(pid, self.proxy_cpus if index == 0 else self.load_cpus, idle_class=index > 0)
+                if mode == "quota":
+                    quota = CpuQuota(f"switchyard-bench-w{workers}-{index}", self.args.worker_share)
+                    quota.add(pid)
+                    self.quotas.append(quota)
+                else:
+                    pin(pid, self.proxy_cpus if index == 0 else self.load_cpus, idle_class=index > 0)
             self.measure(target, "warmup", 32, False, duration=self.args.warmup)
             runs = []
             for _ in range(self.args.rounds):
+                time.sleep(0.3)  # a quota's period ends: no worker starts the run throttled
                 before = [process_cpu_seconds(pid) for pid in pids]
                 result = self.measure(target, "c32", 32, False)
                 used = [process_cpu_seconds(pid) - b for pid, b in zip(pids, before)]
@@ -243,13 +258,15 @@ class Bench:
                              "requests": result["requests"], "seconds": result["seconds"]})
             runs.sort(key=lambda r: r["rps"])
             results[workers] = {"runs": runs, **runs[len(runs) // 2]}
-            self.say(f"--workers {workers}: c=32 {results[workers]['rps']:,.0f} req/s "
+            self.say(f"--workers {workers} ({mode}): c=32 {results[workers]['rps']:,.0f} req/s "
                      f"(runs: {[r['rps'] for r in runs]}; worker CPU s: {[r['worker_cpu_s'] for r in runs]})")
             target.proc.stop()
         per_cpu = {w: r["requests"] / max(sum(r["worker_cpu_s"]), 1e-9) for w, r in results.items()}
-        return {"method": "1 worker on the proxy core; 2 workers: one on the proxy core, one on the load core in "
-                          "SCHED_IDLE (it gets only what the load and upstream leave over)",
-                "rps_1_worker": results[1]["rps"], "rps_2_workers": results[2]["rps"],
+        method = (f"each worker in its own cgroup capped at {self.args.worker_share} core, on the proxy core(s) "
+                  f"{self.proxy_cpus}; load and upstream alone on {self.load_cpus}" if mode == "quota" else
+                  "1 worker on the proxy core; 2 workers: one on the proxy core, one on the load core in SCHED_IDLE "
+                  "(it gets only what the load and upstream leave over)")
+        return {"mode": mode, "method": method, "rps_1_worker": results[1]["rps"], "rps_2_workers": results[2]["rps"],
                 "ratio": round(results[2]["rps"] / results[1]["rps"], 3),
                 "requests_per_cpu_second": {w: round(v) for w, v in per_cpu.items()},
                 "projected_ratio": round(2 * per_cpu[2] / per_cpu[1], 3), "detail": results}
@@ -271,6 +288,8 @@ class Bench:
     def stop(self) -> None:
         for proc in reversed(self.procs):
             proc.stop()
+        for quota in self.quotas:
+            quota.remove()
         if not self.args.keep:
             shutil.rmtree(self.work, ignore_errors=True)
 

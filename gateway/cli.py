@@ -69,7 +69,9 @@ def serve(args: argparse.Namespace) -> int:
 
         forward_sighup_to_workers()  # SIGHUP: every worker re-reads the config in place
         try:
-            uvicorn.run("gateway.app:create_app", factory=True, workers=workers, **common)
+            from gateway import workers as worker_processes
+
+            worker_processes.run("gateway.app:create_app", workers, **common)  # a listening socket per worker
         finally:
             if owned:
                 shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -1,9 +1,11 @@
 """The one module that talks HTTP to vendors.
 
-One pooled client per provider (keep-alive, connection limits and timeouts from its config), created
-at start-up and closed at shutdown. The client library is aiohttp: the performance issue measured
-httpx, httpx-aiohttp and aiohttp behind this interface (see the README's benchmark section), and
-nothing outside this module knows which one is used.
+One pooled client per provider (keep-alive, a limit on connections in use, and the provider's
+``connect`` / ``read`` / ``total`` time-outs), created at start-up and closed at shutdown. The client
+is ``gateway.http1``: a small HTTP/1.1 pool on asyncio with httptools' parser. The performance issue
+measured httpx, httpx-aiohttp and aiohttp behind this interface, then this client; aiohttp was the
+best of the three and ``http1`` halves its cost again (docs/benchmark.md). Nothing outside this
+module knows which client is used.
 
 Transport failures become the gateway's taxonomy here: connect errors -> ``UpstreamConnectError``,
 time-outs -> ``UpstreamTimeout``, anything else on the wire -> ``UpstreamError``.
@@ -15,8 +17,7 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Protocol
 
-import aiohttp
-
+from gateway import http1
 from gateway.errors import UpstreamConnectError, UpstreamError, UpstreamTimeout
 from providers.base import Provider, UpstreamRequest, UpstreamResponse
 
@@ -40,86 +41,69 @@ class UpstreamClient(Protocol):
     async def close(self) -> None: ...
 
 
-def _lower(headers: Mapping[str, str]) -> dict[str, str]:
-    return {k.lower(): v for k, v in headers.items()}
+class _Stream:
+    __slots__ = ("_response", "status", "headers", "_label")
 
-
-class _AiohttpStream:
-    __slots__ = ("_response", "status", "headers", "_timeout_label")
-
-    def __init__(self, response: aiohttp.ClientResponse, label: str) -> None:
+    def __init__(self, response: http1.Response, label: str) -> None:
         self._response = response
         self.status = response.status
-        self.headers = _lower(response.headers)
-        self._timeout_label = label
+        self.headers = response.headers  # lower-case names
+        self._label = label
 
     async def chunks(self) -> AsyncIterator[bytes]:
         try:
-            async for data in self._response.content.iter_any():
+            async for data in self._response.chunks():
                 yield data
-        except asyncio.TimeoutError:
-            raise UpstreamTimeout(f"upstream '{self._timeout_label}' went silent longer than its read timeout") from None
-        except aiohttp.ClientPayloadError:
-            raise UpstreamError(f"upstream '{self._timeout_label}' closed the stream mid-way") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(f"upstream '{self._timeout_label}' failed mid-stream ({type(exc).__name__})") from None
+        except TimeoutError:
+            raise UpstreamTimeout(f"upstream '{self._label}' went silent longer than its read timeout") from None
+        except http1.ProtocolError:
+            raise UpstreamError(f"upstream '{self._label}' closed the stream mid-way") from None
 
     async def read(self) -> bytes:
         try:
             return await self._response.read()
-        except asyncio.TimeoutError:
-            raise UpstreamTimeout(f"upstream '{self._timeout_label}' timed out") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(f"upstream '{self._timeout_label}' failed ({type(exc).__name__})") from None
-        finally:
-            self._response.release()
+        except TimeoutError:
+            raise UpstreamTimeout(f"upstream '{self._label}' timed out") from None
+        except http1.ProtocolError as exc:
+            raise UpstreamError(f"upstream '{self._label}' failed ({exc})") from None
 
     def close(self) -> None:
-        # closing (not releasing) drops the connection, so an upstream stream we abandon stops at once
+        # before the end of the body this drops the connection, so an abandoned stream stops at once
         self._response.close()
 
 
-class AiohttpClient:
-    """A pooled aiohttp session for one provider."""
+class HttpClient:
+    """A pooled HTTP/1.1 client for one provider."""
 
     def __init__(self, provider: Provider) -> None:
         config = provider.config
         self.name = config.name
-        self._timeout = aiohttp.ClientTimeout(total=config.timeout.total, connect=config.timeout.connect,
-                                              sock_connect=config.timeout.connect, sock_read=config.timeout.read)
-        connector = aiohttp.TCPConnector(limit=config.max_connections, limit_per_host=0, ttl_dns_cache=300,
-                                         keepalive_timeout=30, enable_cleanup_closed=False)
-        self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout, auto_decompress=True,
-                                              skip_auto_headers=("User-Agent",), trust_env=False)
+        timeout = config.timeout
+        self._pool = http1.Pool(config.max_connections, connect_timeout=timeout.connect, read_timeout=timeout.read,
+                                total_timeout=timeout.total)
 
-    async def _request(self, request: UpstreamRequest) -> aiohttp.ClientResponse:
+    async def _request(self, request: UpstreamRequest) -> http1.Response:
         if request.delay:
             await asyncio.sleep(request.delay)
         try:
-            return await self._session.request(request.method, request.url, headers=request.headers,
-                                               data=request.body, allow_redirects=False)
-        except aiohttp.ClientConnectorError as exc:
-            raise UpstreamConnectError(f"cannot connect to upstream '{self.name}' ({_reason(exc)})") from None
-        except asyncio.TimeoutError:
+            return await self._pool.request(request.method, request.url, request.headers, request.body)
+        except http1.ConnectError as exc:
+            raise UpstreamConnectError(f"cannot connect to upstream '{self.name}' ({exc.reason})") from None
+        except TimeoutError:
             raise UpstreamTimeout(f"upstream '{self.name}' did not answer in time") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(f"upstream '{self.name}' failed ({type(exc).__name__})") from None
+        except (http1.ProtocolError, ValueError) as exc:
+            raise UpstreamError(f"upstream '{self.name}' failed ({exc})") from None
 
     async def send(self, request: UpstreamRequest) -> UpstreamResponse:
-        response = await self._request(request)
-        stream = _AiohttpStream(response, self.name)
+        stream = _Stream(await self._request(request), self.name)
         body = await stream.read()
         return UpstreamResponse(status=stream.status, headers=stream.headers, body=body)
 
     async def open(self, request: UpstreamRequest) -> UpstreamStream:
-        return _AiohttpStream(await self._request(request), self.name)
+        return _Stream(await self._request(request), self.name)
 
     async def close(self) -> None:
-        await self._session.close()
-
-
-def _reason(exc: aiohttp.ClientConnectorError) -> str:
-    return type(exc.os_error).__name__ if exc.os_error else type(exc).__name__
+        await self._pool.close()
 
 
 class LocalClient:
@@ -145,7 +129,7 @@ class UpstreamPool:
     def __init__(self, providers: Mapping[str, Provider]) -> None:
         self._clients: dict[str, UpstreamClient] = {}
         for name, provider in providers.items():
-            self._clients[name] = LocalClient(provider) if hasattr(provider, "serve") else AiohttpClient(provider)
+            self._clients[name] = LocalClient(provider) if hasattr(provider, "serve") else HttpClient(provider)
 
     def get(self, provider_name: str) -> UpstreamClient:
         return self._clients[provider_name]
