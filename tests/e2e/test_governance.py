@@ -63,6 +63,19 @@ def gw(upstream):
         yield gateway
 
 
+@pytest.fixture(scope="module")
+def spent_budget(gw) -> list[str]:
+    """budget-svc's three requests ($0.004 each: 0 -> 0.004 -> 0.008 -> 0.012, the third crosses $0.01),
+    made once per module, so every test that needs an exhausted budget runs alone as well as in order.
+    Returns the x-switchyard-cost-usd headers."""
+    sdk = openai.OpenAI(base_url=gw.url + "/v1", api_key=BUDGET_KEY, max_retries=0, timeout=20)
+    try:
+        return [sdk.chat.completions.with_raw_response.create(**chat(model="claude-like"))
+                .headers["x-switchyard-cost-usd"] for _ in range(3)]
+    finally:
+        sdk.close()
+
+
 @pytest.fixture(autouse=True)
 def _reset(upstream):
     upstream.script.clear()
@@ -270,13 +283,8 @@ def test_a_deployment_at_its_limit_is_skipped_not_refused(gw, client):
 
 # -- budgets, cost, spend ---------------------------------------------------------------------------
 
-def test_budget_is_crossed_by_the_right_request_and_then_refused(gw, client):
-    budget_client = client(gw, BUDGET_KEY)
-    costs = []
-    for _ in range(3):  # $0.004 each: 0 -> 0.004 -> 0.008 -> 0.012 (the third crosses $0.01)
-        response = budget_client.chat.completions.with_raw_response.create(**chat(model="claude-like"))
-        costs.append(response.headers["x-switchyard-cost-usd"])
-    assert costs == ["0.004", "0.004", "0.004"]
+def test_budget_is_crossed_by_the_right_request_and_then_refused(gw, spent_budget):
+    assert spent_budget == ["0.004", "0.004", "0.004"]  # the third request crossed $0.01 and was answered
     for _ in range(2):
         response = post(gw, "/v1/chat/completions", chat(model="claude-like"), BUDGET_KEY)
         assert response.status_code == 429
@@ -298,7 +306,7 @@ def test_streams_are_priced_from_usage_the_gateway_asked_for(gw, upstream, clien
     assert record["cost_usd"] == pytest.approx(0.004, abs=1e-12)
 
 
-def test_spend_report_equals_the_audited_costs(gw, client):
+def test_spend_report_equals_the_audited_costs(gw, client, spent_budget):
     response = client(gw, MASTER_KEY).chat.completions.with_raw_response.create(**chat())
     audit_for(gw, response.headers["x-request-id"])  # the audit line is written just after the response
     deadline = time.monotonic() + 5
@@ -321,7 +329,7 @@ def test_spend_report_equals_the_audited_costs(gw, client):
 
 # -- the audit trail --------------------------------------------------------------------------------
 
-def test_one_audit_record_per_request_including_refused_failed_and_disconnected(gw, upstream):
+def test_one_audit_record_per_request_including_refused_failed_and_disconnected(gw, upstream, spent_budget):
     ids = []
     ids.append(post(gw, "/v1/chat/completions", chat(), "sk-wrong-key-xxxxxx").headers["x-request-id"])  # 401
     upstream.fail(500, "upstream broke")
