@@ -18,6 +18,7 @@ import yaml
 
 from gateway.config_reader import ConfigError, Section, check_type, substitute_env, suggest, type_name
 from gateway.governance.config import GovernanceConfig, parse_governance
+from gateway.http1_proxy import parse_proxy_url
 from providers.base import ProviderConfig, Timeout
 from providers.registry import ProviderNotInstalled, Registry
 
@@ -209,6 +210,7 @@ def _providers(s: Section, registry: Registry) -> dict[str, ProviderConfig]:
         headers = p.string_map("headers")
         drop = p.get("drop_unsupported_params", bool, False)
         max_connections = p.get("max_connections", int, 1000, minimum=1)
+        proxy = _proxy(p)
         options: dict[str, Any] = {}
         if cls is not None:
             for opt_name, spec in cls.options.items():
@@ -221,8 +223,23 @@ def _providers(s: Section, registry: Registry) -> dict[str, ProviderConfig]:
         out[str(name)] = ProviderConfig(
             name=str(name), type=kind or "", api_base=api_base or "",
             api_key=str(api_key) if api_key not in (None, "") else None, timeout=timeout, headers=headers,
-            drop_unsupported_params=drop, options=options, max_connections=max_connections)
+            drop_unsupported_params=drop, options=options, max_connections=max_connections, proxy=proxy)
     return out
+
+
+def _proxy(p: Section) -> str | None:
+    """``proxy``: absent follows the environment; ``none`` or ``""`` means never; else an http:// proxy URL."""
+    value = p.get("proxy", str, None)
+    if value is None:
+        return None
+    if value.strip().lower() in ("", "none"):
+        return ""
+    try:
+        parse_proxy_url(value)
+    except ValueError as exc:
+        p.error(str(exc), "proxy")
+        return None
+    return value.strip()
 
 
 def _option(p: Section, name: str, spec) -> Any:

@@ -4,12 +4,14 @@ The connection layer under ``gateway.upstream``; nothing else imports it. It doe
 needs and no more: plain HTTP and TLS (the system's trust store, SNI), keep-alive with a limit on
 connections in use and an idle expiry, ``Content-Length``, chunked and close-delimited bodies,
 gzip and deflate, and three time-outs: ``connect`` (also bounds waiting for a free connection),
-``read`` (the longest silence while waiting for the upstream) and ``total``. No proxies, redirects,
-cookies or HEAD requests (the gateway never used them). It replaced aiohttp, which cost half of a request's CPU in
-the gateway and ~0.3 ms of a stream's first token: see docs/benchmark.md.
+``read`` (the longest silence while waiting for the upstream) and ``total``. HTTP forward proxies
+(``gateway.http1_proxy``): CONNECT tunnels for https, absolute-form requests for http, decided once per
+(scheme, host, port) and kept apart from direct connections in the pool. No redirects, cookies or HEAD
+requests (the gateway never used them). It replaced aiohttp, which cost half of a request's CPU in the
+gateway and ~0.3 ms of a stream's first token: see docs/benchmark.md.
 
-Errors: ``ConnectError`` (with the OS error's name), ``ProtocolError`` (a malformed answer, or the
-connection lost before the answer ended) and the built-in ``TimeoutError``.
+Errors: ``ConnectError`` (with the OS error's name, or what went wrong with the proxy), ``ProtocolError``
+(a malformed answer, or the connection lost before the answer ended) and the built-in ``TimeoutError``.
 """
 
 from __future__ import annotations
@@ -23,9 +25,16 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from gateway.http1_proxy import Proxy, ProxyError, ProxyRules, open_tunnel
+
 HIGH_WATER = 256 * 1024  # unread body bytes at which the socket stops being read
 LOW_WATER = 64 * 1024
 DEFAULT_HEADERS = (("accept", "Accept: */*\r\n"), ("accept-encoding", "Accept-Encoding: gzip, deflate\r\n"))
+MAX_ROUTES = 1024  # proxy decisions kept per pool (one per upstream scheme, host and port)
+_UNDECIDED = object()
+
+# a pool key: (scheme, host, port), or (scheme, host, port, Proxy) for a connection through a proxy
+Key = tuple
 
 
 class ConnectError(Exception):
@@ -41,7 +50,7 @@ class ProtocolError(Exception):
 class Connection(asyncio.Protocol):
     """One keep-alive connection; it also holds the state of the answer being read on it."""
 
-    def __init__(self, pool: Pool, key: tuple[str, str, int]) -> None:
+    def __init__(self, pool: Pool, key: Key) -> None:
         self.pool = pool
         self.key = key
         self.transport: asyncio.Transport | None = None
@@ -179,6 +188,16 @@ class Connection(asyncio.Protocol):
         return data
 
 
+class _ProxiedConnection(Connection):
+    """A connection to a forward proxy carrying absolute-form requests: its 407 is the proxy's, not the vendor's."""
+
+    def on_headers_complete(self) -> None:
+        if self.parser.get_status_code() == 407:
+            self.fail(ConnectError("proxy answered 407"))
+            return
+        super().on_headers_complete()
+
+
 def _expire(waiter: asyncio.Future) -> None:
     if not waiter.done():
         waiter.set_exception(TimeoutError())
@@ -247,14 +266,16 @@ class Pool:
     """Keep-alive connections for one provider: at most ``limit`` in use at once."""
 
     def __init__(self, limit: int, connect_timeout: float | None, read_timeout: float | None,
-                 total_timeout: float | None, keepalive: float = 30.0) -> None:
+                 total_timeout: float | None, keepalive: float = 30.0, proxies: ProxyRules | None = None) -> None:
         self.limit = max(1, limit)
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.total_timeout = total_timeout
         self.keepalive = keepalive
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set on first use
-        self._idle: dict[tuple[str, str, int], list[Connection]] = {}
+        self.proxies = proxies
+        self._routes: dict[Key, Proxy | None] = {}  # (scheme, host, port) -> its proxy, decided once
+        self._idle: dict[Key, list[Connection]] = {}
         self._in_use = 0
         self._waiters: deque[asyncio.Future] = deque()
         self._ssl: ssl.SSLContext | None = None
@@ -264,8 +285,11 @@ class Pool:
         if self.loop is None:
             self.loop = asyncio.get_running_loop()
         scheme, host, port, host_header, target = _split(url)
+        key: Key = (scheme, host, port)
+        if self.proxies is not None:
+            key, target, headers = self._via_proxy(key, host_header, target, headers)
         head = _head(method, target, host_header, headers, body)
-        conn = await self._acquire((scheme, host, port))
+        conn = await self._acquire(key)
         deadline = None
         try:
             if self.total_timeout:
@@ -287,7 +311,28 @@ class Pool:
             raise
         return Response(conn, self.read_timeout, deadline)
 
-    async def _acquire(self, key: tuple[str, str, int]) -> Connection:
+    def _via_proxy(self, key: Key, host_header: str, target: str,
+                   headers: Mapping[str, str]) -> tuple[Key, str, Mapping[str, str]]:
+        """The pool key, request target and headers for ``key``'s route: unchanged when it goes direct."""
+        proxy = self._routes.get(key, _UNDECIDED)
+        if proxy is _UNDECIDED:
+            try:
+                proxy = self.proxies.choose(*key)  # type: ignore[union-attr]
+            except ProxyError as exc:
+                raise ConnectError(str(exc)) from None
+            if len(self._routes) >= MAX_ROUTES:
+                self._routes.clear()
+            self._routes[key] = proxy
+        if proxy is None:
+            return key, target, headers
+        if key[0] == "http":  # absolute form, to the proxy
+            target = f"http://{host_header}{target}"
+            if proxy.authorization:
+                headers = {**{k: v for k, v in headers.items() if k.lower() != "proxy-authorization"},
+                           "Proxy-Authorization": proxy.authorization}
+        return (*key, proxy), target, headers
+
+    async def _acquire(self, key: Key) -> Connection:
         if self._closed:
             raise ConnectError("ClientClosed")
         idle = self._idle.get(key)
@@ -323,16 +368,33 @@ class Pool:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
 
-    async def _connect(self, key: tuple[str, str, int]) -> Connection:
-        scheme, host, port = key
-        tls = self._tls() if scheme == "https" else None
+    async def _connect(self, key: Key) -> Connection:
+        tls = self._tls() if key[0] == "https" else None
         try:
-            async with asyncio.timeout(self.connect_timeout):
+            async with asyncio.timeout(self.connect_timeout):  # also bounds a proxy's CONNECT and the TLS in it
+                if len(key) == 4:
+                    return await self._connect_via_proxy(key, tls)
+                host, port = key[1], key[2]
                 _, conn = await self.loop.create_connection(
                     lambda: Connection(self, key), host, port, ssl=tls, server_hostname=host if tls else None)
         except OSError as exc:  # refused, unreachable, DNS, TLS (ssl.SSLError is an OSError)
             raise ConnectError(type(exc).__name__) from None
+        except ProxyError as exc:
+            raise ConnectError(str(exc)) from None
         return conn
+
+    async def _connect_via_proxy(self, key: Key, tls: ssl.SSLContext | None) -> Connection:
+        _, host, port, proxy = key
+        if tls is not None:
+            conn = Connection(self, key)
+            await open_tunnel(self.loop, proxy, host, port, conn, tls)
+            return conn
+        try:
+            _, proxied = await self.loop.create_connection(lambda: _ProxiedConnection(self, key),
+                                                           proxy.host, proxy.port)
+        except OSError as exc:
+            raise ProxyError(f"proxy {type(exc).__name__}") from None
+        return proxied
 
     def _tls(self) -> ssl.SSLContext:
         if self._ssl is None:

@@ -97,6 +97,9 @@ class Metrics:
         self.state_fail_open = Counter("switchyard_state_fail_open_total",
                                        "State backend calls that failed and were served from local state",
                                        ["operation"], registry=r)
+        self.state_slow_calls = Counter("switchyard_state_slow_calls_total",
+                                        "State backend calls that exceeded their time-out (each also failed open)",
+                                        ["operation"], registry=r)
 
     def render(self) -> bytes:
         directory = multiprocess_dir()

@@ -7,6 +7,9 @@ measured httpx, httpx-aiohttp and aiohttp behind this interface, then this clien
 best of the three and ``http1`` halves its cost again (docs/benchmark.md). Nothing outside this
 module knows which client is used.
 
+Egress proxies: a provider's ``proxy`` key, else ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY`` as they were
+when the client was built (``gateway.http1_proxy``).
+
 Transport failures become the gateway's taxonomy here: connect errors -> ``UpstreamConnectError``,
 time-outs -> ``UpstreamTimeout``, anything else on the wire -> ``UpstreamError``.
 """
@@ -14,12 +17,17 @@ time-outs -> ``UpstreamTimeout``, anything else on the wire -> ``UpstreamError``
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Protocol
 
 from gateway import http1
 from gateway.errors import UpstreamConnectError, UpstreamError, UpstreamTimeout
+from gateway.http1_proxy import proxy_rules
 from providers.base import Provider, UpstreamRequest, UpstreamResponse
+
+log = logging.getLogger("switchyard")
 
 
 class UpstreamStream(Protocol):
@@ -75,12 +83,15 @@ class _Stream:
 class HttpClient:
     """A pooled HTTP/1.1 client for one provider."""
 
-    def __init__(self, provider: Provider) -> None:
+    def __init__(self, provider: Provider, env: Mapping[str, str] | None = None) -> None:
         config = provider.config
         self.name = config.name
         timeout = config.timeout
+        proxies = proxy_rules(config.proxy, os.environ if env is None else env)
+        for problem in proxies.problems.values() if proxies is not None else ():
+            log.warning("provider '%s': %s; its connections that would use it fail", self.name, problem)
         self._pool = http1.Pool(config.max_connections, connect_timeout=timeout.connect, read_timeout=timeout.read,
-                                total_timeout=timeout.total)
+                                total_timeout=timeout.total, proxies=proxies)
 
     async def _request(self, request: UpstreamRequest) -> http1.Response:
         if request.delay:

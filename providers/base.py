@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import orjson
 
 from gateway.errors import GatewayError, UnsupportedParameter, from_upstream_status, parse_retry_after, scrub
+from gateway.sse import SSEDecoder, SSEEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,8 @@ class ProviderConfig:
     drop_unsupported_params: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)  # the plugin's own keys (OptionSpec)
     max_connections: int = 1000
+    # egress proxy URL (http://[user:pass@]host:port); None: from HTTPS_PROXY/HTTP_PROXY/NO_PROXY; "": never
+    proxy: str | None = field(default=None, repr=False)
 
     def option(self, name: str) -> Any:
         return self.options.get(name)
@@ -161,11 +164,13 @@ class StreamTranslator:
     """Per-stream state: fed upstream bytes as they arrive, gives back client SSE frames.
 
     ``feed`` returns zero or more frames, each ``b"data: {...}\\n\\n"`` (see ``gateway.sse``). It raises
-    a ``GatewayError`` when the upstream reports an error inside the stream. ``finish`` is called at
-    the upstream's end of stream: it returns the last frames (the usage chunk when
-    ``call.include_usage``) or raises when the stream ended before the vendor's terminator (the client
-    then gets an error event, never a truncated stream that looks complete). The pipeline writes
-    ``data: [DONE]`` itself after a successful ``finish``. ``usage`` holds the usage once known.
+    a ``GatewayError`` when the upstream reports an error inside the stream (a translator may return
+    the frames that came before the error first and raise at the next ``feed`` or ``finish``).
+    ``finish`` is called at the upstream's end of stream: it returns the last frames (the usage chunk
+    when ``call.include_usage``) or raises when the stream ended before the vendor's terminator (the
+    client then gets an error event, never a truncated stream that looks complete). The pipeline
+    writes ``data: [DONE]`` itself after a successful ``finish``. ``usage`` holds the usage once known.
+    Vendors that stream server-sent events subclass ``SSEStreamTranslator``.
     """
 
     usage: Usage | None = None
@@ -175,6 +180,57 @@ class StreamTranslator:
         raise NotImplementedError
 
     def finish(self) -> list[bytes]:
+        raise NotImplementedError
+
+
+class SSEStreamTranslator(StreamTranslator):
+    """A ``StreamTranslator`` for a vendor that streams server-sent events: it owns the loop.
+
+    Subclasses call ``super().__init__()`` and implement two methods:
+
+        _event(event)  one decoded ``SSEEvent`` -> the client frames it makes (often none); raises
+                       the mapped ``GatewayError`` for a vendor error event
+        _end()         called by ``finish`` after the last event: the final frames (e.g. the usage
+                       chunk), or raises ``UpstreamError`` when the vendor's terminator never came
+
+    An error raised by ``_event`` after other events of the same ``feed`` made frames is held back:
+    those frames are returned, and the error is raised by the next ``feed`` or ``finish`` (and by
+    every call after it). So the client gets the frames that preceded an error however the upstream
+    bytes were split. An error before any frame of the call, or during ``finish``, is raised at once.
+    """
+
+    __slots__ = ("decoder", "held_error")
+
+    def __init__(self) -> None:
+        self.decoder = SSEDecoder()
+        self.held_error: GatewayError | None = None  # met after frames of the same call; raised next
+
+    def feed(self, data: bytes) -> list[bytes]:
+        if self.held_error is not None:
+            raise self.held_error
+        frames: list[bytes] = []
+        try:
+            for event in self.decoder.feed(data):
+                frames += self._event(event)
+        except GatewayError as error:
+            if not frames:
+                raise
+            self.held_error = error
+        return frames
+
+    def finish(self) -> list[bytes]:
+        if self.held_error is not None:
+            raise self.held_error
+        frames: list[bytes] = []
+        for event in self.decoder.flush():
+            frames += self._event(event)  # an error here is raised by finish itself: no call follows
+        frames += self._end()
+        return frames
+
+    def _event(self, event: SSEEvent) -> list[bytes]:
+        raise NotImplementedError
+
+    def _end(self) -> list[bytes]:
         raise NotImplementedError
 
 

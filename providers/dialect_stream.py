@@ -3,13 +3,12 @@ usage moved to OpenAI's separate last chunk, and an optional end without ``[DONE
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from gateway.errors import GatewayError, UpstreamError
-from gateway.sse import encode_data
+from gateway.errors import UpstreamError
+from gateway.sse import SSEEvent, encode_data
 from providers.base import Call, Usage, usage_chunk
 from providers.dialect_repair import drop_null_fingerprint
 from providers.openai_compat import OpenAIStreamTranslator, stream_error
@@ -18,31 +17,10 @@ if TYPE_CHECKING:
     from providers.openai_dialect import OpenAIDialect
 
 
-def frames_until_error(translator: Any, events: list[Any], handle: Callable[[Any], list[bytes]]) -> list[bytes]:
-    """Frames for ``events``. An error after some frames is kept in ``translator.pending`` and raised
-    at the next call, so the client gets the same frames however the bytes were split."""
-    frames: list[bytes] = []
-    for event in events:
-        try:
-            frames.extend(handle(event))
-        except GatewayError as exc:
-            if not frames:
-                raise
-            translator.pending = exc
-            break
-    return frames
-
-
-def raise_pending(translator: Any) -> None:
-    if translator.pending is not None:
-        error, translator.pending = translator.pending, None
-        raise error
-
-
 class DialectStreamTranslator(OpenAIStreamTranslator):
     """``OpenAIStreamTranslator`` for dialects: repairs chunks and normalises where usage travels."""
 
-    __slots__ = ("finished", "usage_sent", "chunk_id", "chunk_created", "pending")
+    __slots__ = ("finished", "usage_sent", "chunk_id", "chunk_created")
 
     def __init__(self, provider: OpenAIDialect, call: Call) -> None:
         super().__init__(provider, call)
@@ -50,29 +28,21 @@ class DialectStreamTranslator(OpenAIStreamTranslator):
         self.usage_sent = False  # the client got a usage-only chunk
         self.chunk_id: str | None = None
         self.chunk_created: int | None = None
-        self.pending: GatewayError | None = None
 
-    def feed(self, data: bytes) -> list[bytes]:
-        raise_pending(self)
-        return frames_until_error(self, self.decoder.feed(data), self._frames)
-
-    def _frames(self, event: Any) -> list[bytes]:
-        frame = self._event(event.data)
-        return [frame] if frame is not None else []
-
-    def _event(self, data: str) -> bytes | None:
+    def _event(self, event: SSEEvent) -> list[bytes]:
+        data = event.data
         if not data:
-            return None
+            return []
         if data == "[DONE]":
             self.done = True
-            return None
+            return []
         try:
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError:
             name = self.provider.config.name
             raise UpstreamError(f"provider '{name}' sent a stream event that is not JSON") from None
         if not isinstance(chunk, dict):
-            return None
+            return []
         if "error" in chunk and "choices" not in chunk:
             error = chunk["error"]
             if not isinstance(error, dict):
@@ -84,15 +54,15 @@ class DialectStreamTranslator(OpenAIStreamTranslator):
         changed |= self._move_usage(chunk)
         if not chunk.get("choices"):
             if not (chunk.get("usage") and self.call.include_usage):
-                return None  # nothing an OpenAI client reads (or usage it did not ask for)
+                return []  # nothing an OpenAI client reads (or usage it did not ask for)
             self.usage_sent = True
         elif any(isinstance(c, dict) and c.get("finish_reason") for c in chunk["choices"]):
             self.finished = True
         if self.chunk_id is None:
             self.chunk_id, self.chunk_created = chunk.get("id"), chunk.get("created")
         if changed:
-            return encode_data(chunk)
-        return b"data: " + data.encode() + b"\n\n"
+            return [encode_data(chunk)]
+        return [f"data: {data}\n\n".encode()]
 
     def _move_usage(self, chunk: dict[str, Any]) -> bool:
         """Read usage; keep it only on a usage-only chunk (the one OpenAI clients read it from)."""
@@ -107,16 +77,13 @@ class DialectStreamTranslator(OpenAIStreamTranslator):
                 return True
         return False
 
-    def finish(self) -> list[bytes]:
-        raise_pending(self)
-        frames = frames_until_error(self, self.decoder.flush(), self._frames)
-        raise_pending(self)
+    def _end(self) -> list[bytes]:
         if not self.done and not (self.provider.finish_ends_stream and self.finished):
             raise UpstreamError(f"provider '{self.provider.config.name}' ended the stream before it finished")
-        if self.call.include_usage and self.usage is not None and not self.usage_sent:
-            chunk = usage_chunk(self.call, self.usage, model=self.model)
-            chunk["id"] = self.chunk_id or chunk["id"]
-            chunk["created"] = self.chunk_created or chunk["created"]
-            drop_null_fingerprint(chunk)
-            frames.append(encode_data(chunk))
-        return frames
+        if not (self.call.include_usage and self.usage is not None and not self.usage_sent):
+            return []
+        chunk = usage_chunk(self.call, self.usage, model=self.model)
+        chunk["id"] = self.chunk_id or chunk["id"]
+        chunk["created"] = self.chunk_created or chunk["created"]
+        drop_null_fingerprint(chunk)
+        return [encode_data(chunk)]

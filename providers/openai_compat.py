@@ -25,11 +25,12 @@ from gateway.errors import (
     from_upstream_status,
     parse_retry_after,
 )
-from gateway.sse import SSEDecoder
+from gateway.sse import SSEEvent
 from providers.base import (
     Call,
     Capabilities,
     Provider,
+    SSEStreamTranslator,
     StreamTranslator,
     Translated,
     UpstreamRequest,
@@ -146,50 +147,32 @@ def normalise_model(item: dict[str, Any], owner: str) -> dict[str, Any]:
     return model
 
 
-class OpenAIStreamTranslator(StreamTranslator):
+class OpenAIStreamTranslator(SSEStreamTranslator):
     """Relays OpenAI SSE chunks, reading usage and the model, dropping what the client did not ask for."""
 
-    __slots__ = ("provider", "call", "decoder", "done", "usage", "model", "error")
+    __slots__ = ("provider", "call", "done", "usage", "model")
 
     def __init__(self, provider: OpenAICompatProvider, call: Call) -> None:
+        super().__init__()
         self.provider = provider
         self.call = call
-        self.decoder = SSEDecoder()
         self.done = False
         self.usage: Usage | None = None
         self.model: str | None = None
-        self.error: GatewayError | None = None  # an error event met after frames of the same read
 
-    def feed(self, data: bytes) -> list[bytes]:
-        if self.error is not None:
-            raise self.error
-        frames: list[bytes] = []
-        for event in self.decoder.feed(data):
-            try:
-                frame = self._event(event.data)
-            except GatewayError as error:
-                if not frames:
-                    raise
-                # deliver what came before the error first, so the output never depends on how the
-                # upstream's bytes were split; the error is raised on the next call
-                self.error = error
-                break
-            if frame is not None:
-                frames.append(frame)
-        return frames
-
-    def _event(self, data: str) -> bytes | None:
+    def _event(self, event: SSEEvent) -> list[bytes]:
+        data = event.data
         if not data:
-            return None
+            return []
         if data == "[DONE]":
             self.done = True
-            return None
+            return []
         try:
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError:
             raise UpstreamError(f"provider '{self.provider.config.name}' sent a stream event that is not JSON") from None
         if not isinstance(chunk, dict):
-            return None
+            return []
         if "error" in chunk and "choices" not in chunk:
             error = chunk["error"] if isinstance(chunk["error"], dict) else {"message": str(chunk["error"])}
             raise stream_error(self.provider, error)
@@ -203,20 +186,17 @@ class OpenAIStreamTranslator(StreamTranslator):
             if not self.call.include_usage:
                 # the gateway asked for usage, not the client: remove what the client would not get
                 if usage and not chunk.get("choices"):
-                    return None
+                    return []
                 del chunk["usage"]
                 changed = True
         if changed:
-            return b"data: " + orjson.dumps(chunk) + b"\n\n"
-        return b"data: " + data.encode() + b"\n\n"
+            return [b"data: %b\n\n" % orjson.dumps(chunk)]
+        return [f"data: {data}\n\n".encode()]
 
-    def finish(self) -> list[bytes]:
-        if self.error is not None:
-            raise self.error
-        frames = [f for f in (self._event(e.data) for e in self.decoder.flush()) if f is not None]
+    def _end(self) -> list[bytes]:
         if not self.done:
             raise UpstreamError(f"provider '{self.provider.config.name}' ended the stream before [DONE]")
-        return frames
+        return []
 
 
 def stream_error(provider: Provider, error: dict[str, Any]) -> GatewayError:

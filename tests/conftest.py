@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -13,16 +15,14 @@ from collections.abc import Iterator
 import pytest
 
 from tests.fakes.openai import UPSTREAM_KEY, FakeOpenAI
-from tests.fakes.server import FakeServer, free_port
+from tests.fakes.server import free_port, serve_fake
 
 MASTER_KEY = "sk-switchyard-master-test-key"
 
 
 @pytest.fixture
 def fake_openai() -> Iterator[FakeOpenAI]:
-    fake = FakeOpenAI()
-    with FakeServer(fake.app) as server:
-        fake.url = server.url  # type: ignore[attr-defined]
+    with serve_fake(FakeOpenAI()) as fake:
         yield fake
 
 
@@ -97,6 +97,16 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
         self.process = None
+
+    @contextlib.contextmanager
+    def hung(self) -> Iterator[None]:
+        """Within the block the server keeps its connections but answers nothing (SIGSTOP): a hung Redis."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(self.process.pid, signal.SIGCONT)
 
     def cleanup(self) -> None:
         self.stop()

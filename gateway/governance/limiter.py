@@ -7,10 +7,10 @@ or slow, the same rules run in process (``windows.LocalWindows``): each replica 
 limit alone (fail open), counted in ``switchyard_state_fail_open_total``.
 
 These calls wait for Redis up to ``max(state.timeout_ms, MIN_TIMEOUT_MS)``: under a burst, the event
-loop's own lag can exceed a short time-out while Redis is perfectly healthy, and one timed-out call
-would both give up exactness and mark Redis down for the replica. A Redis that refuses connections
-fails at once; a hung one costs the requests in flight that long once, then it is marked down and
-no call waits until it answers again.
+loop's own lag can exceed a short time-out while Redis is perfectly healthy, and a timed-out call
+gives up exactness (that call alone: ``RedisState`` marks Redis down only once a PING confirms it).
+A Redis that refuses connections fails at once; a hung one costs the requests in flight that long
+until the confirming PING times out, then it is marked down and no call waits until it answers again.
 """
 
 from __future__ import annotations

@@ -284,8 +284,9 @@ class Circuits:
                 self._outage_trips.add(dep_id)
         log.warning("circuit breakers judge on local state until Redis returns")
 
-    async def _resync(self) -> None:
-        """Redis is back: hand over forced states and circuits opened meanwhile, then share again."""
+    async def _resync(self) -> bool:
+        """Hand over forced states and circuits opened while Redis was away (or that it did not take):
+        True when all is handed over, and the shared view may rule again."""
         assert self.shared is not None
         for dep_id, value in list(self._pending_force.items()):
             if await self.shared.force(dep_id, value):
@@ -296,8 +297,8 @@ class Circuits:
             breaker = self.local.get(dep_id)
             d = self.deployments.get(dep_id)
             if breaker is not None and d is not None and breaker.opened:
-                await self.shared.trip(d, max(0.0, breaker.open_until - now))
-                if not self.backend.up:
-                    return
+                if not await self.shared.trip(d, max(0.0, breaker.open_until - now)):
+                    return False
                 breaker.reset()
             self._outage_trips.discard(dep_id)
+        return not self._pending_force

@@ -11,8 +11,9 @@ that view. Redis is touched by background work and by rare events, never by an o
 - only a half-open circuit costs a request a round trip: ``ACQUIRE_PROBE`` hands the probe lease to
   exactly one caller across the fleet; the others learn until when it is held and stop asking.
 
-When Redis is down or slow (``RedisState`` marks it, after ``state.timeout_ms`` at most) the owner
-(``Circuits``) judges on local state, and this module resynchronises on the way back.
+When Redis is down (``RedisState`` marks it: a connection error, or a time-out its PING confirms) the
+owner (``Circuits``) judges on local state, and this module resynchronises on the way back. A single
+call that fails while Redis stays up changes nothing but that call (its write is handed over later).
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ class SharedCircuits:
         self._tasks: set[asyncio.Task] = set()
         self.live = False  # Redis answered and the view is in sync; False: judge locally
         self.on_down: Callable[[], None] = lambda: None
-        self.on_resync: Callable[[], Any] = lambda: None
+        self.on_resync: Callable[[], Any] = lambda: None  # False: something was not handed over yet
 
     # -- keys and clocks ------------------------------------------------------------------------
 
@@ -177,17 +178,18 @@ class SharedCircuits:
                 log.exception("circuit breaker flush failed")
 
     async def sync(self) -> None:
-        """Refresh the view; after an outage, hand local verdicts over first (``on_resync``)."""
+        """Refresh the view; first hand over what Redis has not taken (``on_resync``): verdicts of an
+        outage, or a write that failed while Redis stayed up. Shared again only once all is handed over."""
         if not self.state.up:
             _ = self.active  # notices the fall (on_down)
             return
         if not self.live:
             self.pending.clear()  # counted while Redis was away: the local breakers judged those
-            result = self.on_resync()
-            if asyncio.iscoroutine(result):
-                await result
-            if not self.state.up:
-                return
+        result = self.on_resync()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if not self.state.up or (result is False and not self.live):
+            return
         if await self.snapshot():
             if not self.live:
                 log.info("circuit breakers share state through Redis", extra={"node": self.node})
@@ -316,14 +318,16 @@ class SharedCircuits:
 
         self._spawn(write())
 
-    async def trip(self, d: Deployment, open_for: float) -> None:
+    async def trip(self, d: Deployment, open_for: float) -> bool:
         keys = [self.hash_key(d.id)]
         args = [max(0, int(open_for * 1000)), key_ttl_ms(d)]
         reply = await self.state.run("circuit_trip", lambda r: self._trip(keys=keys, args=args, client=r),
                                      lambda: None, timeout_ms=BACKGROUND_TIMEOUT_MS)
-        if reply is not None:
-            self._clock_from(reply[0])
-            self._apply(d.id, reply[1], reply[2])
+        if reply is None:
+            return False
+        self._clock_from(reply[0])
+        self._apply(d.id, reply[1], reply[2])
+        return True
 
     async def force(self, deployment_id: str, state: str | None) -> bool:
         """Write an operator's forced state (None: auto). False when Redis did not take it."""

@@ -8,7 +8,6 @@ and, optionally, ``anthropic-beta`` (option ``anthropic_beta``). Models are list
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -28,6 +27,7 @@ from providers.base import (
     UpstreamResponse,
 )
 from providers.openai_compat import normalise_model
+from providers.vendor_answers import epoch_seconds
 
 
 class AnthropicProvider(Provider):
@@ -87,7 +87,7 @@ class AnthropicProvider(Provider):
         data = upstream.json()
         if not isinstance(data, dict) or not isinstance(data.get("data"), list):
             raise UpstreamError(f"provider '{self.config.name}' answered the model list without 'data'")
-        return [normalise_model({**item, "created": _epoch(item.get("created_at"))}, "anthropic")
+        return [normalise_model({**item, "created": epoch_seconds(item.get("created_at"))}, "anthropic")
                 for item in data["data"] if isinstance(item, dict) and item.get("id")]
 
     # -- errors and headers ---------------------------------------------------------------------
@@ -106,12 +106,3 @@ class AnthropicProvider(Provider):
             headers["x-api-key"] = self.config.api_key
         return headers
 
-
-def _epoch(value: Any) -> int:
-    """Seconds since the epoch for Anthropic's RFC 3339 ``created_at`` (0 when absent or unreadable)."""
-    if not isinstance(value, str):
-        return 0
-    try:
-        return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
-    except ValueError:
-        return 0

@@ -21,62 +21,34 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from gateway.errors import GatewayError, UpstreamError
-from gateway.sse import SSEDecoder, SSEEvent, encode_data
+from gateway.errors import UpstreamError
+from gateway.sse import SSEEvent, encode_data
 from providers.anthropic.response import finish_reason, tool_call, usage_from
-from providers.base import Call, StreamTranslator, Usage, UpstreamResponse, openai_chunk, usage_chunk
+from providers.base import Call, SSEStreamTranslator, Usage, UpstreamResponse, openai_chunk, usage_chunk
 
 if TYPE_CHECKING:
     from providers.anthropic.provider import AnthropicProvider
 
 
-class AnthropicStreamTranslator(StreamTranslator):
-    __slots__ = ("provider", "call", "decoder", "done", "usage", "model", "raw_usage", "tool_index",
-                 "finish_reason", "pending", "role_sent")
+class AnthropicStreamTranslator(SSEStreamTranslator):
+    __slots__ = ("provider", "call", "done", "usage", "model", "raw_usage", "tool_index", "finish_reason", "role_sent")
 
     def __init__(self, provider: AnthropicProvider, call: Call) -> None:
+        super().__init__()
         self.provider = provider
         self.call = call
-        self.decoder = SSEDecoder()
         self.done = False
         self.usage: Usage | None = None
         self.model: str | None = None
         self.raw_usage: dict[str, Any] = {}  # Anthropic's usage counts seen so far (cumulative)
         self.tool_index: dict[int, int] = {}  # Anthropic block index -> OpenAI tool_calls index
         self.finish_reason: str | None = None
-        self.pending: GatewayError | None = None  # an error seen after frames that were still returned
         self.role_sent = False
 
-    def feed(self, data: bytes) -> list[bytes]:
-        self._raise_pending()
-        return self._events(self.decoder.feed(data))
-
-    def finish(self) -> list[bytes]:
-        self._raise_pending()
-        frames = self._events(self.decoder.flush())
-        self._raise_pending()
+    def _end(self) -> list[bytes]:
         if not self.done:
             raise UpstreamError(f"provider '{self.provider.config.name}' ended the stream before message_stop")
-        return frames
-
-    def _events(self, events: list[SSEEvent]) -> list[bytes]:
-        """Frames for ``events``; an error event after some frames is raised at the next call, so the
-        client gets the same frames however the upstream bytes were split."""
-        frames: list[bytes] = []
-        for event in events:
-            try:
-                frames.extend(self._event(event))
-            except GatewayError as exc:
-                if not frames:
-                    raise
-                self.pending = exc
-                break
-        return frames
-
-    def _raise_pending(self) -> None:
-        if self.pending is not None:
-            error, self.pending = self.pending, None
-            raise error
+        return []
 
     # -- events ----------------------------------------------------------------------------------
 

@@ -24,8 +24,7 @@ from providers.base import (
 )
 from providers.cohere import errors, request, response
 from providers.cohere.stream import CohereStreamTranslator
-
-
+from providers.vendor_answers import load_object
 
 
 class CohereProvider(Provider):
@@ -59,7 +58,7 @@ class CohereProvider(Provider):
         return UpstreamRequest("POST", f"{self.api_base}/v2/chat", headers, orjson.dumps(payload), stream=call.stream)
 
     def parse_chat(self, call: Call, upstream: UpstreamResponse) -> Translated:
-        return response.chat_completion(call, response.load(upstream, self.config.name))
+        return response.chat_completion(call, load_object(upstream.body, self.config.name))
 
     def stream_translator(self, call: Call) -> StreamTranslator:
         return CohereStreamTranslator(call, self.config.name)
@@ -73,7 +72,7 @@ class CohereProvider(Provider):
         return UpstreamRequest("POST", f"{self.api_base}/v2/embed", self.auth_headers(), orjson.dumps(payload))
 
     def parse_embeddings(self, call: Call, upstream: UpstreamResponse) -> Translated:
-        return response.embeddings(call, response.load(upstream, self.config.name))
+        return response.embeddings(call, load_object(upstream.body, self.config.name))
 
     # -- models ---------------------------------------------------------------------------------
 

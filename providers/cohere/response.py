@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from gateway.errors import UpstreamError, UpstreamTimeout
-from providers.base import Call, Translated, UpstreamResponse, Usage
+from providers.base import Call, Translated, Usage
 from providers.openai_compat import normalise_model
 
 FINISH_REASONS = {
@@ -21,16 +21,6 @@ FINISH_REASONS = {
 }
 # finish reasons that mean the generation failed: reported to the client as an error
 FAILED = {"ERROR": UpstreamError, "TIMEOUT": UpstreamTimeout}
-
-
-def load(response: UpstreamResponse, provider_name: str) -> dict[str, Any]:
-    try:
-        data = orjson.loads(response.body)
-    except orjson.JSONDecodeError:
-        raise UpstreamError(f"provider '{provider_name}' answered with a body that is not JSON") from None
-    if not isinstance(data, dict):
-        raise UpstreamError(f"provider '{provider_name}' answered with JSON that is not an object")
-    return data
 
 
 def finish_reason(native: Any, error: Any = None) -> str:

@@ -18,56 +18,34 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import GatewayError, UpstreamError
-from gateway.sse import SSEDecoder, SSEEvent, encode_data
-from providers.base import Call, StreamTranslator, Usage, openai_chunk, usage_chunk
+from gateway.errors import UpstreamError
+from gateway.sse import SSEEvent, encode_data
+from providers.base import Call, SSEStreamTranslator, Usage, openai_chunk, usage_chunk
 from providers.cohere.response import finish_reason, usage_of
 
 
-class CohereStreamTranslator(StreamTranslator):
-    __slots__ = ("call", "provider_name", "decoder", "started", "done", "tools", "error", "usage", "model")
+class CohereStreamTranslator(SSEStreamTranslator):
+    __slots__ = ("call", "provider_name", "started", "done", "tools", "usage", "model")
 
     def __init__(self, call: Call, provider_name: str) -> None:
+        super().__init__()
         self.call = call
         self.provider_name = provider_name
-        self.decoder = SSEDecoder()
         self.started = False
         self.done = False
-        self.error: GatewayError | None = None
         self.tools: dict[int, int] = {}  # Cohere tool-call index -> OpenAI tool_calls index
         self.usage: Usage | None = None
         self.model: str | None = call.model
 
-    def feed(self, data: bytes) -> list[bytes]:
-        return self._run(self.decoder.feed(data))
-
-    def finish(self) -> list[bytes]:
-        frames = self._run(self.decoder.flush())
-        if self.error is not None:
-            raise self.error
+    def _end(self) -> list[bytes]:
         if not self.done:
             raise UpstreamError(f"provider '{self.provider_name}' ended the stream before message-end")
-        return frames
-
-    def _run(self, events: list[SSEEvent]) -> list[bytes]:
-        """Translate events; an error is raised now, or on the next call when frames came before it
-        (so the client always gets the text that preceded the error, however the bytes were split)."""
-        if self.error is not None:
-            raise self.error
-        frames: list[bytes] = []
-        for event in events:
-            try:
-                frames.extend(self._event(event.event, event.data))
-            except GatewayError as exc:
-                if not frames:
-                    raise
-                self.error = exc
-                break
-        return frames
+        return []
 
     # -- events ---------------------------------------------------------------------------------
 
-    def _event(self, name: str, data: str) -> list[bytes]:
+    def _event(self, event: SSEEvent) -> list[bytes]:
+        data = event.data
         if not data or data == "[DONE]" or self.done:
             return []
         try:
@@ -76,7 +54,7 @@ class CohereStreamTranslator(StreamTranslator):
             raise UpstreamError(f"provider '{self.provider_name}' sent a stream event that is not JSON") from None
         if not isinstance(payload, dict):
             return []
-        kind = payload.get("type") or name
+        kind = payload.get("type") or event.event
         message = ((payload.get("delta") or {}).get("message") or {})
         if kind == "message-start":
             return self._start()
@@ -87,7 +65,7 @@ class CohereStreamTranslator(StreamTranslator):
         if kind == "tool-call-delta":
             return self._tool_delta(payload.get("index"), message.get("tool_calls") or {})
         if kind == "message-end":
-            return self._end(payload.get("delta") or {})
+            return self._message_end(payload.get("delta") or {})
         return []
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
@@ -136,7 +114,7 @@ class CohereStreamTranslator(StreamTranslator):
     def _arguments(self, position: int, fragment: str) -> bytes:
         return self._chunk({"tool_calls": [{"index": position, "function": {"arguments": fragment}}]})
 
-    def _end(self, delta: dict[str, Any]) -> list[bytes]:
+    def _message_end(self, delta: dict[str, Any]) -> list[bytes]:
         reason = finish_reason(delta.get("finish_reason"), delta.get("error"))
         frames = self._start()
         self.usage = usage_of(delta.get("usage")) or Usage()

@@ -19,6 +19,7 @@ import orjson
 from gateway.errors import UpstreamError
 from providers.base import Call, Translated, Usage
 from providers.gemini.toolids import make_id
+from providers.vendor_answers import load_object
 
 _FILTERED = ("SAFETY", "RECITATION", "LANGUAGE", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY",
              "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION", "IMAGE_OTHER", "NO_IMAGE", "OTHER")
@@ -75,12 +76,7 @@ def blocked(data: dict[str, Any]) -> bool:
 
 
 def parse_completion(call: Call, body: bytes, provider_name: str) -> Translated:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise UpstreamError(f"provider '{provider_name}' answered with a body that is not JSON") from None
-    if not isinstance(data, dict):
-        raise UpstreamError(f"provider '{provider_name}' answered with JSON that is not an object")
+    data = load_object(body, provider_name)
     if blocked(data):
         choices = [_choice(0, None, [], "content_filter")]
     elif not data.get("candidates"):

@@ -19,60 +19,37 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from gateway.errors import GatewayError, UpstreamError
-from gateway.sse import SSEDecoder, SSEEvent, encode_data
-from providers.base import Call, StreamTranslator, UpstreamResponse, Usage, openai_chunk, usage_chunk
+from gateway.sse import SSEEvent, encode_data
+from providers.base import Call, SSEStreamTranslator, UpstreamResponse, Usage, openai_chunk, usage_chunk
 from providers.gemini.response import blocked, finish_reason, parts_of, tool_call, usage_from, visible_text
 
 if TYPE_CHECKING:
     from providers.gemini import GeminiProvider
 
 
-class GeminiStreamTranslator(StreamTranslator):
-    __slots__ = ("provider", "call", "decoder", "started", "finished", "calls", "tool_count", "failure", "usage",
-                 "model")
+class GeminiStreamTranslator(SSEStreamTranslator):
+    __slots__ = ("provider", "call", "started", "finished", "calls", "tool_count", "usage", "model")
 
     def __init__(self, provider: GeminiProvider, call: Call) -> None:
+        super().__init__()
         self.provider = provider
         self.call = call
-        self.decoder = SSEDecoder()
         self.started: set[int] = set()  # candidate indexes that sent their role delta
         self.finished: set[int] = set()  # candidate indexes that sent a finishReason
         self.calls: dict[int, int] = {}  # tool calls per candidate index (the delta ``index``)
         self.tool_count = 0  # tool calls in the whole response (for deterministic ids)
-        self.failure: GatewayError | None = None  # an error event, raised once the frames before it are out
         self.usage: Usage | None = None
         self.model: str | None = None
 
-    def feed(self, data: bytes) -> list[bytes]:
-        return self._events(self.decoder.feed(data))
-
-    def finish(self) -> list[bytes]:
-        frames = self._events(self.decoder.flush())  # at most one event was left open
-        if self.failure is not None:
-            raise self.failure
+    def _end(self) -> list[bytes]:
         if not self.finished or not self.started <= self.finished:
             raise UpstreamError(f"provider '{self.provider.config.name}' ended the stream before a finishReason")
         if self.call.include_usage:
-            frames.append(encode_data(usage_chunk(self.call, self.usage or Usage(), self.model)))
-        return frames
+            return [encode_data(usage_chunk(self.call, self.usage or Usage(), self.model))]
+        return []
 
-    def _events(self, events: list[SSEEvent]) -> list[bytes]:
-        """Frames for the events; an error event is raised now if nothing came before it in this feed,
-        else on the next call (so frames are never lost, however the bytes are split)."""
-        if self.failure is not None:
-            raise self.failure
-        frames: list[bytes] = []
-        for event in events:
-            try:
-                frames.extend(self._event(event.data))
-            except GatewayError as exc:
-                if not frames:
-                    raise
-                self.failure = exc
-                break
-        return frames
-
-    def _event(self, data: str) -> list[bytes]:
+    def _event(self, event: SSEEvent) -> list[bytes]:
+        data = event.data
         if not data.strip():
             return []
         try:

@@ -21,25 +21,23 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import GatewayError, UpstreamError
-from gateway.sse import SSEDecoder, encode_data
-from providers.base import Call, Provider, StreamTranslator, Usage, openai_chunk, usage_chunk
+from gateway.errors import UpstreamError
+from gateway.sse import SSEEvent, encode_data
+from providers.base import Call, Provider, SSEStreamTranslator, Usage, openai_chunk, usage_chunk
 from providers.dialect_repair import drop_null_fingerprint
-from providers.dialect_stream import frames_until_error, raise_pending
 from providers.perplexity import agent_response
 
 TERMINAL_OK = ("response.completed", "response.incomplete")
 TERMINAL_FAILED = ("response.failed", "response.cancelled", "error")
 
 
-class AgentStreamTranslator(StreamTranslator):
-    __slots__ = ("provider", "call", "decoder", "done", "usage", "model", "started", "text_sent", "calls",
-                 "args_sent", "pending")
+class AgentStreamTranslator(SSEStreamTranslator):
+    __slots__ = ("provider", "call", "done", "usage", "model", "started", "text_sent", "calls", "args_sent")
 
     def __init__(self, provider: Provider, call: Call) -> None:
+        super().__init__()
         self.provider = provider
         self.call = call
-        self.decoder = SSEDecoder()
         self.done = False
         self.usage: Usage | None = None
         self.model: str | None = None
@@ -47,33 +45,25 @@ class AgentStreamTranslator(StreamTranslator):
         self.text_sent = False
         self.calls: dict[str, int] = {}  # item id / call id / output index -> tool-call index
         self.args_sent: set[int] = set()
-        self.pending: GatewayError | None = None
 
-    def feed(self, data: bytes) -> list[bytes]:
-        raise_pending(self)
-        return frames_until_error(self, self.decoder.feed(data), lambda e: self._event(e.data, e.event))
-
-    def finish(self) -> list[bytes]:
-        raise_pending(self)
-        frames = frames_until_error(self, self.decoder.flush(), lambda e: self._event(e.data, e.event))
-        raise_pending(self)
+    def _end(self) -> list[bytes]:
         if not self.done:
             raise UpstreamError(f"provider '{self.provider.config.name}' ended the stream before a terminal event")
-        return frames
+        return []
 
     # -- events ---------------------------------------------------------------------------------
 
-    def _event(self, data: str, name: str) -> list[bytes]:
-        if not data or data == "[DONE]" or self.done:
+    def _event(self, sse: SSEEvent) -> list[bytes]:
+        if not sse.data or sse.data == "[DONE]" or self.done:
             return []
         try:
-            event = orjson.loads(data)
+            event = orjson.loads(sse.data)
         except orjson.JSONDecodeError:
             name = self.provider.config.name
             raise UpstreamError(f"provider '{name}' sent a stream event that is not JSON") from None
         if not isinstance(event, dict):
             return []
-        kind = event.get("type") or name
+        kind = event.get("type") or sse.event
         response = event.get("response") if isinstance(event.get("response"), dict) else {}
         if response.get("model") and self.model is None:
             self.model = response["model"]
@@ -94,7 +84,7 @@ class AgentStreamTranslator(StreamTranslator):
                 raise agent_response.failure(self.provider, response)
             if kind == "response.incomplete" and not response.get("status"):
                 response = {**response, "status": "incomplete"}
-            return self._end(response)
+            return self._completed(response)
         return []
 
     def _chunk(self, delta: dict[str, Any] | None = None, finish: str | None = None) -> bytes:
@@ -154,7 +144,7 @@ class AgentStreamTranslator(StreamTranslator):
         self.args_sent.add(index)
         return [self._chunk({"tool_calls": [{"index": index, "function": {"arguments": fragment}}]})]
 
-    def _end(self, response: dict[str, Any]) -> list[bytes]:
+    def _completed(self, response: dict[str, Any]) -> list[bytes]:
         self.done = True
         output = agent_response.read_output(response.get("output"))
         frames = self._start()

@@ -29,6 +29,7 @@ from providers.base import (
 )
 from providers.replicate import errors, request, response
 from providers.replicate.stream import ReplicateStreamTranslator
+from providers.vendor_answers import load_object
 
 INPUT_STYLES = ("prompt", "messages")
 
@@ -85,7 +86,7 @@ class ReplicateProvider(Provider):
     def follow_up(self, call: Call, upstream: UpstreamResponse) -> UpstreamRequest | None:
         if upstream.status >= 400 or call.scratch.get("replicate_streaming"):
             return None
-        prediction = response.load(upstream, self.config.name)
+        prediction = load_object(upstream.body, self.config.name)
         status = str(prediction.get("status"))
         urls = prediction.get("urls") or {}
         if call.stream:
@@ -126,7 +127,7 @@ class ReplicateProvider(Provider):
         return url
 
     def parse_chat(self, call: Call, upstream: UpstreamResponse) -> Translated:
-        return response.chat_completion(call, response.load(upstream, self.config.name), self.config.name)
+        return response.chat_completion(call, load_object(upstream.body, self.config.name), self.config.name)
 
     def stream_translator(self, call: Call) -> StreamTranslator:
         return ReplicateStreamTranslator(call, self.config.name)

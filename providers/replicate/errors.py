@@ -14,28 +14,14 @@ A model that fails is not an HTTP error: it is a prediction with ``status: faile
 
 from __future__ import annotations
 
-from typing import Any
-
-import orjson
-
-from gateway.errors import (
-    ContextLengthExceeded,
-    GatewayError,
-    InvalidApiKey,
-    UpstreamClientError,
-    UpstreamRateLimited,
-    from_upstream_status,
-    parse_retry_after,
-)
+from gateway.errors import ContextLengthExceeded, GatewayError, parse_retry_after
 from providers.base import UpstreamResponse
 from providers.replicate.response import CONTEXT_MARKERS
+from providers.vendor_answers import error_json, error_text, rest_status_error
 
 
 def message_of(response: UpstreamResponse) -> str:
-    try:
-        body: Any = orjson.loads(response.body) if response.body else None
-    except orjson.JSONDecodeError:
-        body = None
+    body = error_json(response.body)
     if isinstance(body, dict):
         detail = body.get("detail")
         if isinstance(detail, list):  # validation errors: [{"loc": [...], "msg": ...}]
@@ -43,21 +29,12 @@ def message_of(response: UpstreamResponse) -> str:
         for value in (detail, body.get("title"), body.get("message"), body.get("error")):
             if isinstance(value, str) and value:
                 return value
-    text = response.body[:500].decode("utf-8", "replace").strip()
-    return text or f"Replicate answered HTTP {response.status}"
+    return error_text(response, "Replicate")
 
 
 def map_error(response: UpstreamResponse, scrub) -> GatewayError:
+    """401 is ``InvalidApiKey`` through the default status mapping."""
     message = scrub(message_of(response))
-    status = response.status
-    retry_after = parse_retry_after(dict(response.headers))
-    if status in (400, 413, 422) and any(marker in message.lower() for marker in CONTEXT_MARKERS):
+    if response.status in (400, 413, 422) and any(marker in message.lower() for marker in CONTEXT_MARKERS):
         return ContextLengthExceeded(message, param="messages")
-    if status == 401:
-        return InvalidApiKey(message)
-    if status == 402:
-        return UpstreamRateLimited(message, code="insufficient_quota", error_type="insufficient_quota",
-                                   retry_after=retry_after)
-    if status == 422:
-        return UpstreamClientError(message, status=400)
-    return from_upstream_status(status, message, retry_after=retry_after)
+    return rest_status_error(response.status, message, parse_retry_after(dict(response.headers)))

@@ -11,27 +11,17 @@ gets an estimate (4 characters a token) marked ``Usage.estimated`` and, in the c
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import orjson
 
 from gateway.errors import ContextLengthExceeded, GatewayError, UpstreamError, UpstreamTimeout
-from providers.base import Call, Translated, UpstreamResponse, Usage
+from providers.base import Call, Translated, Usage
 from providers.replicate.request import prompt_text
+from providers.vendor_answers import epoch_seconds
 
 RUNNING = ("starting", "processing")
 CONTEXT_MARKERS = ("maximum context length", "context length", "too many tokens", "prompt is too long")
-
-
-def load(response: UpstreamResponse, provider_name: str) -> dict[str, Any]:
-    try:
-        data = orjson.loads(response.body)
-    except orjson.JSONDecodeError:
-        raise UpstreamError(f"provider '{provider_name}' answered with a body that is not JSON") from None
-    if not isinstance(data, dict):
-        raise UpstreamError(f"provider '{provider_name}' answered with JSON that is not an object")
-    return data
 
 
 def estimate_tokens(text: str) -> int:
@@ -104,15 +94,7 @@ def models(data: Any) -> list[dict[str, Any]]:
             continue
         version = item.get("latest_version") or {}
         out.append({"id": f"{item['owner']}/{item['name']}", "object": "model",
-                    "created": timestamp(version.get("created_at")), "owned_by": str(item["owner"]),
+                    "created": epoch_seconds(version.get("created_at")), "owned_by": str(item["owner"]),
                     "description": item.get("description"), "latest_version": version.get("id")})
     return out
 
-
-def timestamp(value: Any) -> int:
-    if not isinstance(value, str):
-        return 0
-    try:
-        return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
-    except ValueError:
-        return 0

@@ -16,52 +16,30 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import GatewayError, UpstreamError
-from gateway.sse import SSEDecoder, SSEEvent, encode_data
-from providers.base import Call, StreamTranslator, Usage, openai_chunk, usage_chunk
+from gateway.errors import UpstreamError
+from gateway.sse import SSEEvent, encode_data
+from providers.base import Call, SSEStreamTranslator, Usage, openai_chunk, usage_chunk
 from providers.replicate.request import prompt_text
 from providers.replicate.response import estimate_tokens, openai_usage, prediction_error
 
 
-class ReplicateStreamTranslator(StreamTranslator):
-    __slots__ = ("call", "provider_name", "decoder", "started", "done", "error", "chars", "usage", "model")
+class ReplicateStreamTranslator(SSEStreamTranslator):
+    __slots__ = ("call", "provider_name", "started", "done", "chars", "usage", "model")
 
     def __init__(self, call: Call, provider_name: str) -> None:
+        super().__init__()
         self.call = call
         self.provider_name = provider_name
-        self.decoder = SSEDecoder()
         self.started = False
         self.done = False
-        self.error: GatewayError | None = None
         self.chars = 0
         self.usage: Usage | None = None
         self.model: str | None = call.model
 
-    def feed(self, data: bytes) -> list[bytes]:
-        return self._run(self.decoder.feed(data))
-
-    def finish(self) -> list[bytes]:
-        frames = self._run(self.decoder.flush())
-        if self.error is not None:
-            raise self.error
+    def _end(self) -> list[bytes]:
         if not self.done:
             raise UpstreamError(f"provider '{self.provider_name}' ended the stream before its done event")
-        return frames
-
-    def _run(self, events: list[SSEEvent]) -> list[bytes]:
-        """Translate events; an error is raised now, or on the next call when frames came before it."""
-        if self.error is not None:
-            raise self.error
-        frames: list[bytes] = []
-        for event in events:
-            try:
-                frames.extend(self._event(event))
-            except GatewayError as exc:
-                if not frames:
-                    raise
-                self.error = exc
-                break
-        return frames
+        return []
 
     def _event(self, event: SSEEvent) -> list[bytes]:
         if self.done:

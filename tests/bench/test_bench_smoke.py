@@ -14,14 +14,19 @@ ROOT = Path(__file__).resolve().parents[2]
 FIGURES = ("rps", "p50_ms", "p99_ms", "errors")
 
 
+def run_bench(targets: str, out: Path) -> subprocess.CompletedProcess[str]:
+    """The benchmark at its smallest over ``targets``, its JSON result written to ``out``; it must succeed."""
+    command = [sys.executable, "-m", "bench", "--rounds", "1", "--duration", "1", "--warmup", "0.5",
+               "--quiet-wait", "0", "--python-load", "--no-nginx", "--targets", targets, "--out", str(out)]
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=55)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return run
+
+
 @pytest.mark.timeout(60)
 def test_bench_tiny_run_writes_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "result.json"
-    command = [sys.executable, "-m", "bench", "--rounds", "1", "--duration", "1", "--warmup", "0.5",
-               "--quiet-wait", "0", "--python-load", "--no-nginx", "--targets", "direct,floor,gateway",
-               "--out", str(out)]
-    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=55)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    run = run_bench("direct,floor,gateway", out)
     assert "load generator: python" in run.stdout and "upstream: python" in run.stdout
 
     result = json.loads(out.read_text())
@@ -49,10 +54,6 @@ def test_bench_tiny_run_writes_every_figure(tmp_path: Path) -> None:
 def test_bench_gateway_redis_target(tmp_path: Path) -> None:
     """The gateway-redis target (state.backend: redis, no limits) runs next to the memory one."""
     out = tmp_path / "redis.json"
-    command = [sys.executable, "-m", "bench", "--rounds", "1", "--duration", "1", "--warmup", "0.5",
-               "--quiet-wait", "0", "--python-load", "--no-nginx", "--targets", "direct,gateway-redis",
-               "--out", str(out)]
-    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=55)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    run_bench("direct,gateway-redis", out)
     figures = json.loads(out.read_text())["median"]["gateway-redis"]["c32"]
     assert figures["rps"] > 0 and figures["errors"] == 0

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import openai
 import pytest
 
 from tests.conftest import MASTER_KEY
-from tests.fakes.anthropic import API_KEY, Fail, Reply, serve, text, thinking, tool_use
-from tests.harness import run_gateway
+from tests.e2e.support import admin, client_fixture, gateway_config, gateway_fixture, one_deployment, read_stream
+from tests.fakes.anthropic import API_KEY, Fail, Reply, create_app, text, thinking, tool_use
+from tests.fakes.server import served_fixture
 from tests.schemas import validate
 
 pytestmark = pytest.mark.timeout(60)
@@ -27,38 +27,22 @@ PNG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUl
 def config(url: str) -> dict:
     provider = {"type": "anthropic", "api_base": url, "api_key": API_KEY, "default_max_tokens": 1024,
                 "timeout": {"connect": 2, "read": 10, "total": 30}}
-    return {
-        "server": {"master_key": MASTER_KEY},
-        # errors are provoked on purpose here: keep the breaker out of the way
-        "circuit_breaker": {"failure_threshold": 1000, "min_requests": 1000},
-        "providers": {"claude-main": provider, "claude-badkey": {**provider, "api_key": "sk-ant-wrong-key-123456"}},
-        "models": {MODEL: {"retries": 0, "deployments": [{"provider": "claude-main", "model": UPSTREAM_MODEL}]},
-                   "claude-badkey": {"retries": 0, "deployments": [{"provider": "claude-badkey", "model": UPSTREAM_MODEL}]}},
-    }
+    return gateway_config(
+        providers={"claude-main": provider, "claude-badkey": {**provider, "api_key": "sk-ant-wrong-key-123456"}},
+        models={MODEL: one_deployment("claude-main", UPSTREAM_MODEL),
+                "claude-badkey": one_deployment("claude-badkey", UPSTREAM_MODEL)})
 
 
-@pytest.fixture(scope="module")
-def upstream():
-    with serve() as (server, fake):
-        yield server, fake
+upstream = served_fixture(lambda: create_app().state.fake)
+gw = gateway_fixture(config)
+client = client_fixture()
 
 
-@pytest.fixture(scope="module")
-def gw(upstream):
-    with run_gateway(config(upstream[0].url)) as gateway:
-        yield gateway
-
-
-@pytest.fixture()
+@pytest.fixture(autouse=True)
 def fake(upstream):
-    upstream[1].reset()
-    yield upstream[1]
-    upstream[1].reset()
-
-
-@pytest.fixture()
-def client(gw):
-    return openai.OpenAI(base_url=gw.url + "/v1", api_key=MASTER_KEY, max_retries=0, timeout=20)
+    upstream.reset()
+    yield upstream
+    upstream.reset()
 
 
 def ask(client, **kwargs):
@@ -106,11 +90,8 @@ def test_streaming_with_usage(client, fake):
 
 
 def test_streaming_raw_frames_end_with_done(gw, fake):
-    with httpx.stream("POST", gw.url + "/v1/chat/completions", headers={"authorization": f"Bearer {MASTER_KEY}"},
-                      json={"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "stream": True},
-                      timeout=20) as response:
-        assert response.headers["content-type"].startswith("text/event-stream")
-        lines = [line for line in response.iter_lines() if line]
+    response, lines = read_stream(gw, {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "stream": True})
+    assert response.headers["content-type"].startswith("text/event-stream")
     assert lines[-1] == "data: [DONE]"
     for line in lines[:-1]:
         chunk = json.loads(line[6:])
@@ -246,10 +227,7 @@ def test_error_event_before_any_content_fails_the_request(client, fake):
 
 def test_stream_cut_midway_then_gateway_still_healthy(gw, client, fake):
     fake.push(Reply(content=[text("one two three four five")], chunk=3, cut_after=6))
-    with httpx.stream("POST", gw.url + "/v1/chat/completions", headers={"authorization": f"Bearer {MASTER_KEY}"},
-                      json={"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "stream": True},
-                      timeout=20) as response:
-        lines = [line for line in response.iter_lines() if line]
+    _, lines = read_stream(gw, {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "stream": True})
     assert "data: [DONE]" not in lines
     assert json.loads(lines[-1][6:])["error"]["code"] == "upstream_error"
     fake.push(Reply(content=[text("one two three four five")], chunk=3, cut_after=6))
@@ -262,8 +240,7 @@ def test_stream_cut_midway_then_gateway_still_healthy(gw, client, fake):
 
 
 def test_admin_provider_models(gw, fake):
-    response = httpx.get(gw.url + "/admin/providers/claude-main/models",
-                         headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=20)
+    response = admin(gw, "GET", "/admin/providers/claude-main/models")
     assert response.status_code == 200, response.text
     validate("ListModelsResponse", response.json())
     models = response.json()["data"]

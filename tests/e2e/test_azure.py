@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import openai
 import pytest
 
-from tests.conftest import MASTER_KEY
+from tests.e2e.support import (UPSTREAM_TIMEOUT, admin, client_fixture, gateway_config, gateway_fixture,
+                               one_deployment, post)
 from tests.fakes.azure import make_app
 from tests.fakes.openai_family import Reply
-from tests.fakes.server import FakeServer
-from tests.harness import run_gateway
+from tests.fakes.server import fresh_fixture, served_fixture
 from tests.schemas import validate
 
 pytestmark = pytest.mark.timeout(60)
@@ -21,58 +20,30 @@ pytestmark = pytest.mark.timeout(60)
 USER = [{"role": "user", "content": "hello azure"}]
 CITY = {"type": "object", "properties": {"city": {"type": "string"}}}
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": CITY}}]
-TIMEOUT = {"connect": 2, "read": 5, "total": 30}
 
 
 def config(url: str) -> dict:
-    def deploy(provider: str, model: str) -> dict:
-        return {"retries": 0, "deployments": [{"provider": provider, "model": model}]}
-
-    return {
-        "server": {"master_key": MASTER_KEY},
-        "circuit_breaker": {"failure_threshold": 1000, "min_requests": 1000},
-        "providers": {
-            "azure-classic": {"type": "azure", "api_base": url, "api_key": "test-key", "api_version": "2024-10-21",
-                              "timeout": TIMEOUT},
-            "azure-v1": {"type": "azure", "api_base": url, "api_version": "v1", "azure_ad_token": "test-ad-token",
-                         "timeout": TIMEOUT},
-            "azure-env": {"type": "azure", "api_base": url + "/openai", "timeout": TIMEOUT},
+    provider = {"type": "azure", "api_base": url, "timeout": UPSTREAM_TIMEOUT}
+    return gateway_config(
+        providers={
+            "azure-classic": {**provider, "api_key": "test-key", "api_version": "2024-10-21"},
+            "azure-v1": {**provider, "api_version": "v1", "azure_ad_token": "test-ad-token"},
+            "azure-env": {**provider, "api_base": url + "/openai"},  # the Entra token from the environment
         },
-        "models": {
-            "gpt4o": deploy("azure-classic", "gpt-4o-prod"),
-            "gpt4o-v1": deploy("azure-v1", "gpt-4o-prod"),
-            "gpt4o-env": deploy("azure-env", "gpt-4o-prod"),
-            "embed": deploy("azure-classic", "embed-prod"),
-            "embed-v1": deploy("azure-v1", "embed-prod"),
-            "missing": deploy("azure-classic", "no-such-deployment"),
-        },
-    }
+        models={
+            "gpt4o": one_deployment("azure-classic", "gpt-4o-prod"),
+            "gpt4o-v1": one_deployment("azure-v1", "gpt-4o-prod"),
+            "gpt4o-env": one_deployment("azure-env", "gpt-4o-prod"),
+            "embed": one_deployment("azure-classic", "embed-prod"),
+            "embed-v1": one_deployment("azure-v1", "embed-prod"),
+            "missing": one_deployment("azure-classic", "no-such-deployment"),
+        })
 
 
-@pytest.fixture(scope="module")
-def upstream():
-    app = make_app()
-    with FakeServer(app) as server:
-        yield app.state.fake, server.url
-
-
-@pytest.fixture(scope="module")
-def gw(upstream):
-    with run_gateway(config(upstream[1]), env={"AZURE_OPENAI_AD_TOKEN": "test-ad-token"}) as gateway:
-        yield gateway
-
-
-@pytest.fixture
-def fake(upstream):
-    upstream[0].replies.clear()
-    upstream[0].received.clear()
-    return upstream[0]
-
-
-@pytest.fixture
-def client(gw):
-    with openai.OpenAI(base_url=gw.url + "/v1", api_key=MASTER_KEY, max_retries=0, timeout=20) as client:
-        yield client
+upstream = served_fixture(lambda: make_app().state.fake)
+gw = gateway_fixture(config, env={"AZURE_OPENAI_AD_TOKEN": "test-ad-token"})
+client = client_fixture()
+fake = fresh_fixture("upstream", autouse=True)
 
 
 def test_chat_classic_api(client, fake):
@@ -132,16 +103,14 @@ def test_embeddings(client, gw, fake, model):
     packed = client.embeddings.create(model=model, input=["alpha", "beta"])
     assert len(packed.data) == 2 and len(packed.data[1].embedding) == 8
     assert fake.received[-1].json["encoding_format"] == "base64"  # Azure encodes base64 itself
-    plain = httpx.post(gw.url + "/v1/embeddings", headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=20,
-                       json={"model": model, "input": "alpha", "encoding_format": "float"}).json()
+    plain = post(gw, "/v1/embeddings", {"model": model, "input": "alpha", "encoding_format": "float"}).json()
     validate("CreateEmbeddingResponse", plain)
 
 
 @pytest.mark.parametrize(("provider", "path", "query"), [
     ("azure-classic", "/openai/models", {"api-version": "2024-10-21"}), ("azure-v1", "/openai/v1/models", {})])
 def test_models_through_admin(gw, fake, provider, path, query):
-    response = httpx.get(f"{gw.url}/admin/providers/{provider}/models",
-                         headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=20)
+    response = admin(gw, "GET", f"/admin/providers/{provider}/models")
     assert response.status_code == 200, response.text
     body = response.json()
     validate("ListModelsResponse", body)

@@ -6,14 +6,13 @@ import base64
 import json
 from array import array
 
-import httpx
 import openai
 import pytest
 
-from tests.conftest import MASTER_KEY
+from tests.e2e.support import (UPSTREAM_TIMEOUT, admin, client_fixture, gateway_config, gateway_fixture,
+                               one_deployment, post, read_stream)
 from tests.fakes.cohere import CohereFake
-from tests.fakes.server import FakeServer
-from tests.harness import run_gateway
+from tests.fakes.server import fresh_fixture, served_fixture
 from tests.schemas import validate
 
 pytestmark = pytest.mark.timeout(60)
@@ -26,48 +25,19 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "description":
 
 
 def config(url: str) -> dict:
-    timeout = {"connect": 2, "read": 5, "total": 30}
-    group = {"retries": 0}
-    return {
-        "server": {"master_key": MASTER_KEY},
-        # errors are provoked on purpose: keep the breaker from opening between tests
-        "circuit_breaker": {"failure_threshold": 1000, "min_requests": 1000},
-        "providers": {
-            "cohere-main": {"type": "cohere", "api_base": url, "api_key": UPSTREAM_KEY, "timeout": timeout},
-            "cohere-badkey": {"type": "cohere", "api_base": url, "api_key": "co-wrong-key", "timeout": timeout},
-        },
-        "models": {
-            "command-a": {**group, "deployments": [{"provider": "cohere-main", "model": "command-a-03-2025"}]},
-            "embed": {**group, "deployments": [{"provider": "cohere-main", "model": "embed-v4.0"}]},
-            "command-badkey": {**group, "deployments": [{"provider": "cohere-badkey", "model": "command-a-03-2025"}]},
-        },
-    }
+    provider = {"type": "cohere", "api_base": url, "timeout": UPSTREAM_TIMEOUT}
+    return gateway_config(
+        providers={"cohere-main": {**provider, "api_key": UPSTREAM_KEY},
+                   "cohere-badkey": {**provider, "api_key": "co-wrong-key"}},
+        models={"command-a": one_deployment("cohere-main", "command-a-03-2025"),
+                "embed": one_deployment("cohere-main", "embed-v4.0"),
+                "command-badkey": one_deployment("cohere-badkey", "command-a-03-2025")})
 
 
-@pytest.fixture(scope="module")
-def upstream():
-    fake = CohereFake(valid_keys={UPSTREAM_KEY})
-    with FakeServer(fake.app) as server:
-        fake.url = server.url
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def gw(upstream):
-    with run_gateway(config(upstream.url)) as gateway:
-        yield gateway
-
-
-@pytest.fixture(autouse=True)
-def _reset(upstream):
-    upstream.script.clear()
-    upstream.received.clear()
-
-
-@pytest.fixture
-def client(gw):
-    with openai.OpenAI(base_url=gw.url + "/v1", api_key=MASTER_KEY, max_retries=0, timeout=20) as client:
-        yield client
+upstream = served_fixture(lambda: CohereFake(valid_keys={UPSTREAM_KEY}))
+gw = gateway_fixture(config)
+client = client_fixture()
+_reset = fresh_fixture("upstream", autouse=True)
 
 
 def test_chat_non_streaming(client, upstream):
@@ -142,20 +112,16 @@ def test_embeddings_float_and_base64(client, gw, upstream):
                                                                                                            "beta"]
     default = client.embeddings.create(model="embed", input="alpha", dimensions=4)  # the SDK asks for base64
     assert default.data[0].embedding == pytest.approx(floats.data[0].embedding, abs=1e-6)
-    headers = {"authorization": f"Bearer {MASTER_KEY}"}
-    plain = httpx.post(gw.url + "/v1/embeddings", headers=headers, json={"model": "embed", "input": "alpha"},
-                       timeout=20).json()
+    plain = post(gw, "/v1/embeddings", {"model": "embed", "input": "alpha"}).json()
     validate("CreateEmbeddingResponse", plain)  # the schema knows only the float form
-    packed = httpx.post(gw.url + "/v1/embeddings", headers=headers, timeout=20,
-                        json={"model": "embed", "input": "alpha", "encoding_format": "base64"}).json()
+    packed = post(gw, "/v1/embeddings", {"model": "embed", "input": "alpha", "encoding_format": "base64"}).json()
     decoded = array("f", base64.b64decode(packed["data"][0]["embedding"])).tolist()
     assert decoded == pytest.approx(plain["data"][0]["embedding"], abs=1e-6)
     assert len(decoded) == 8 and packed["usage"]["prompt_tokens"] == 1
 
 
 def test_models_through_admin(gw):
-    response = httpx.get(gw.url + "/admin/providers/cohere-main/models",
-                         headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=20)
+    response = admin(gw, "GET", "/admin/providers/cohere-main/models")
     assert response.status_code == 200
     body = response.json()
     validate("ListModelsResponse", body)
@@ -208,9 +174,7 @@ def test_unsupported_parameter(client, upstream):
 @pytest.mark.parametrize("abort", [False, True])
 def test_stream_cut_midway(gw, client, upstream, abort):
     upstream.reply("one two three four five six seven eight", cut_after=4, abort=abort)
-    with httpx.stream("POST", gw.url + "/v1/chat/completions", headers={"authorization": f"Bearer {MASTER_KEY}"},
-                      json={"model": "command-a", "messages": USER, "stream": True}, timeout=20) as response:
-        lines = [line for line in response.iter_lines() if line]
+    _, lines = read_stream(gw, {"model": "command-a", "messages": USER, "stream": True})
     assert "data: [DONE]" not in lines
     assert any('"content"' in line for line in lines[:-1])  # the text before the cut was relayed
     assert json.loads(lines[-1][6:])["error"]["type"] == "server_error"

@@ -16,24 +16,15 @@ import openai
 import pytest
 
 from tests.conftest import MASTER_KEY, openai_config
+from tests.e2e.support import client_fixture, gateway_fixture, read_stream, sdk_client
 from tests.fakes.openai import UPSTREAM_KEY, FakeOpenAI
-from tests.fakes.server import FakeServer
+from tests.fakes.server import served_fixture
 from tests.harness import run_gateway
 from tests.schemas import validate
 
-
-@pytest.fixture(scope="module")
-def upstream():
-    fake = FakeOpenAI()
-    with FakeServer(fake.app) as server:
-        fake.url = server.url
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def gw(upstream):
-    with run_gateway(openai_config(upstream.url)) as gateway:
-        yield gateway
+upstream = served_fixture(FakeOpenAI)
+gw = gateway_fixture(openai_config)
+client = client_fixture()
 
 
 @pytest.fixture(autouse=True)
@@ -41,11 +32,6 @@ def _reset(upstream):
     upstream.script.clear()
     yield
     upstream.script.clear()
-
-
-@pytest.fixture
-def client(gw):
-    return openai.OpenAI(base_url=gw.url + "/v1", api_key=MASTER_KEY, max_retries=0, timeout=20)
 
 
 def raw(gw, method, path, body=None, headers=None, key=MASTER_KEY):
@@ -112,11 +98,9 @@ def test_json_object_response_format(client, upstream):
 
 
 def test_streaming_relays_chunks_and_done(gw, client, upstream):
-    with httpx.stream("POST", gw.url + "/v1/chat/completions", headers={"authorization": f"Bearer {MASTER_KEY}"},
-                      json={**CHAT, "stream": True}, timeout=20) as response:
-        assert response.headers["content-type"].startswith("text/event-stream")
-        assert response.headers["x-switchyard-deployment"] == "openai-mini"
-        lines = [line for line in response.iter_lines() if line]
+    response, lines = read_stream(gw, {**CHAT, "stream": True})
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.headers["x-switchyard-deployment"] == "openai-mini"
     assert lines[-1] == "data: [DONE]"
     chunks = [json.loads(line[6:]) for line in lines[:-1]]
     for chunk in chunks:
@@ -243,8 +227,7 @@ def test_sdk_raises_bad_request(client):
 
 
 def test_auth_errors(gw):
-    bad = openai.OpenAI(base_url=gw.url + "/v1", api_key="wrong-key", max_retries=0)
-    with pytest.raises(openai.AuthenticationError) as err:
+    with sdk_client(gw, "wrong-key") as bad, pytest.raises(openai.AuthenticationError) as err:
         bad.chat.completions.create(**CHAT)
     assert err.value.code == "invalid_api_key"
     assert "wrong-key" not in err.value.message
@@ -320,8 +303,7 @@ def test_connect_failure_is_502():
     port.bind(("127.0.0.1", 0))
     dead = f"http://127.0.0.1:{port.getsockname()[1]}"
     port.close()
-    with run_gateway(openai_config(dead)) as gateway:
-        client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=MASTER_KEY, max_retries=0)
+    with run_gateway(openai_config(dead)) as gateway, sdk_client(gateway) as client:
         with pytest.raises(openai.InternalServerError) as err:
             client.chat.completions.create(**CHAT)
         assert err.value.status_code == 502 and err.value.code == "upstream_error"
@@ -330,8 +312,7 @@ def test_connect_failure_is_502():
 def test_upstream_stall_past_timeout_is_504(upstream):
     config = openai_config(upstream.url)
     config["providers"]["openai-main"]["timeout"] = {"connect": 1, "read": 0.5, "total": 5}
-    with run_gateway(config) as gateway:
-        client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=MASTER_KEY, max_retries=0)
+    with run_gateway(config) as gateway, sdk_client(gateway) as client:
         upstream.push(stall=2)
         started = time.monotonic()
         with pytest.raises(openai.APIStatusError) as err:
@@ -342,10 +323,8 @@ def test_upstream_stall_past_timeout_is_504(upstream):
 
 def test_stream_cut_midway_sends_error_event_without_done(gw, upstream, client):
     upstream.push(cut_after=2)
-    with httpx.stream("POST", gw.url + "/v1/chat/completions", headers={"authorization": f"Bearer {MASTER_KEY}"},
-                      json={**CHAT, "messages": [{"role": "user", "content": "one two three four five"}], "stream": True},
-                      timeout=20) as response:
-        lines = [line for line in response.iter_lines() if line]
+    _, lines = read_stream(gw, {**CHAT, "messages": [{"role": "user", "content": "one two three four five"}],
+                                "stream": True})
     assert "data: [DONE]" not in lines
     last = json.loads(lines[-1][6:])
     assert last["error"]["code"] == "upstream_error"
@@ -409,8 +388,7 @@ def test_logs_are_json_without_secrets(gw, client):
 def test_open_gateway_warns_loudly(upstream):
     config = openai_config(upstream.url)
     config["server"]["master_key"] = ""
-    with run_gateway(config) as gateway:
-        client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="anything", max_retries=0)
+    with run_gateway(config) as gateway, sdk_client(gateway, "anything") as client:
         assert client.chat.completions.create(**CHAT).choices
         assert "NO MASTER KEY" in gateway.logs()
         # the admin API stays closed without a master key
@@ -423,8 +401,8 @@ def test_sigterm_drains_in_flight_stream(upstream):
         result: dict = {}
 
         def consume():
-            client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=MASTER_KEY, max_retries=0)
-            chunks = list(client.chat.completions.create(**CHAT, stream=True))
+            with sdk_client(gateway) as client:
+                chunks = list(client.chat.completions.create(**CHAT, stream=True))
             result["text"] = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
         thread = threading.Thread(target=consume)

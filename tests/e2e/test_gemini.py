@@ -6,14 +6,14 @@ import base64
 import json
 import struct
 
-import httpx
 import openai
 import pytest
 
 from tests.conftest import MASTER_KEY
+from tests.e2e.support import (UPSTREAM_TIMEOUT, admin, client_fixture, gateway_config, gateway_fixture,
+                               one_deployment, post, read_stream)
 from tests.fakes.gemini import GeminiFake, Reply, error_body
-from tests.fakes.server import FakeServer
-from tests.harness import run_gateway
+from tests.fakes.server import served_fixture
 from tests.schemas import validate
 
 pytestmark = pytest.mark.timeout(60)
@@ -23,56 +23,37 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "description":
 
 
 def gemini_config(url: str) -> dict:
-    provider = {"type": "gemini", "api_base": url, "timeout": {"connect": 2, "read": 5, "total": 30}}
-    return {
-        "server": {"master_key": MASTER_KEY},
-        "circuit_breaker": {"failure_threshold": 1000, "min_requests": 1000},
-        "providers": {
+    provider = {"type": "gemini", "api_base": url, "timeout": UPSTREAM_TIMEOUT}
+    return gateway_config(
+        providers={
             "gemini-main": {**provider, "api_key": UPSTREAM_KEY, "embedding_task_type": "RETRIEVAL_DOCUMENT"},
             "gemini-badkey": {**provider, "api_key": "not-the-key"},
         },
-        "models": {
-            "flash": {"retries": 0, "deployments": [{"provider": "gemini-main", "model": "gemini-2.5-flash"}]},
-            "gemini-3": {"retries": 0, "deployments": [{"provider": "gemini-main", "model": "gemini-3-pro-preview"}]},
-            "embed": {"retries": 0, "deployments": [{"provider": "gemini-main", "model": "gemini-embedding-001"}]},
-            "badkey": {"retries": 0, "deployments": [{"provider": "gemini-badkey", "model": "gemini-2.5-flash"}]},
-        },
-    }
+        models={
+            "flash": one_deployment("gemini-main", "gemini-2.5-flash"),
+            "gemini-3": one_deployment("gemini-main", "gemini-3-pro-preview"),
+            "embed": one_deployment("gemini-main", "gemini-embedding-001"),
+            "badkey": one_deployment("gemini-badkey", "gemini-2.5-flash"),
+        })
 
 
-@pytest.fixture(scope="module")
-def fake():
-    fake = GeminiFake(UPSTREAM_KEY)
-    with FakeServer(fake.app) as server:
-        fake.url = server.url
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def gw(fake):
-    with run_gateway(gemini_config(fake.url)) as gateway:
-        yield gateway
+upstream = served_fixture(lambda: GeminiFake(UPSTREAM_KEY))
+gw = gateway_fixture(gemini_config)
+client = client_fixture()
 
 
 @pytest.fixture(autouse=True)
-def _reset(fake):
-    fake.replies.clear()
-    fake.received.clear()
-    fake.max_input_tokens = 1_000_000
-    yield
-    fake.replies.clear()
-
-
-@pytest.fixture
-def client(gw):
-    return openai.OpenAI(base_url=gw.url + "/v1", api_key=MASTER_KEY, max_retries=0, timeout=20)
+def fake(upstream):
+    upstream.reset()
+    upstream.max_input_tokens = 1_000_000
+    yield upstream
+    upstream.replies.clear()
 
 
 def stream_lines(gw, body):
-    with httpx.stream("POST", gw.url + "/v1/chat/completions", headers={"authorization": f"Bearer {MASTER_KEY}"},
-                      json=body, timeout=20) as response:
-        assert response.status_code == 200
-        return [line for line in response.iter_lines() if line]
+    response, lines = read_stream(gw, body)
+    assert response.status_code == 200
+    return lines
 
 
 # -- chat ---------------------------------------------------------------------------------------------
@@ -195,15 +176,13 @@ def test_embeddings(gw, client, fake):
         {"text": "beta gamma"}]}, "outputDimensionality": 16, "taskType": "RETRIEVAL_DOCUMENT"}
     floats = client.embeddings.create(model="embed", input="alpha", encoding_format="float", dimensions=16)
     assert floats.data[0].embedding == result.data[0].embedding
-    response = httpx.post(gw.url + "/v1/embeddings", headers={"authorization": f"Bearer {MASTER_KEY}"},
-                          json={"model": "embed", "input": "alpha", "encoding_format": "base64"}, timeout=20)
+    response = post(gw, "/v1/embeddings", {"model": "embed", "input": "alpha", "encoding_format": "base64"})
     packed = base64.b64decode(response.json()["data"][0]["embedding"])
     assert list(struct.unpack("<8f", packed)) == floats.data[0].embedding[:8]  # the fake's default is 8 dims
 
 
 def test_model_discovery(gw, fake):
-    response = httpx.get(gw.url + "/admin/providers/gemini-main/models",
-                         headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=20)
+    response = admin(gw, "GET", "/admin/providers/gemini-main/models")
     assert response.status_code == 200, response.text
     validate("ListModelsResponse", response.json())
     assert [m["id"] for m in response.json()["data"]] == ["gemini-2.5-flash", "gemini-3-pro-preview",

@@ -3,6 +3,7 @@ cost, spend, the audit trail, and that no key ever shows up where it should not.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -12,13 +13,15 @@ import openai
 import pytest
 
 from tests.conftest import MASTER_KEY, openai_config
+from tests.e2e.support import admin, gateway_fixture, post, sdk_client
 from tests.fakes.openai import UPSTREAM_KEY, FakeOpenAI
-from tests.fakes.server import FakeServer
+from tests.fakes.server import served_fixture
 from tests.harness import run_gateway
 
 PAYMENTS_KEY = "sk-virtual-payments-0123456789"
 SEARCH_KEY = "sk-virtual-search-abcdefghij"
 BUDGET_KEY = "sk-virtual-budget-zyxwvutsrq"
+MAIL_KEY = "sk-virtual-mail-klmnopqrstu"  # the search team's, without limits: no other test can exhaust it
 # 800 USD per million tokens: the fake answers "hello world" with 2 prompt + 3 completion tokens = $0.004
 PRICE = {"input": 800, "output": 800}
 
@@ -38,6 +41,7 @@ def config(upstream_url: str) -> dict:
          "team": "search", "rpm": 3},
         {"name": "budget-svc", "key": BUDGET_KEY, "team": "search", "models": ["claude-like"],
          "budget": {"usd": 0.01, "period": "day"}},
+        {"name": "mail-svc", "key": MAIL_KEY, "team": "search"},
     ]
     cfg["teams"] = {"payments": {"rpm": 1000}, "search": {}}
     cfg["policies"] = [
@@ -49,18 +53,8 @@ def config(upstream_url: str) -> dict:
     return cfg
 
 
-@pytest.fixture(scope="module")
-def upstream():
-    fake = FakeOpenAI()
-    with FakeServer(fake.app) as server:
-        fake.url = server.url
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def gw(upstream):
-    with run_gateway(config(upstream.url)) as gateway:
-        yield gateway
+upstream = served_fixture(FakeOpenAI)
+gw = gateway_fixture(config)
 
 
 @pytest.fixture(scope="module")
@@ -68,12 +62,9 @@ def spent_budget(gw) -> list[str]:
     """budget-svc's three requests ($0.004 each: 0 -> 0.004 -> 0.008 -> 0.012, the third crosses $0.01),
     made once per module, so every test that needs an exhausted budget runs alone as well as in order.
     Returns the x-switchyard-cost-usd headers."""
-    sdk = openai.OpenAI(base_url=gw.url + "/v1", api_key=BUDGET_KEY, max_retries=0, timeout=20)
-    try:
+    with sdk_client(gw, BUDGET_KEY) as sdk:
         return [sdk.chat.completions.with_raw_response.create(**chat(model="claude-like"))
                 .headers["x-switchyard-cost-usd"] for _ in range(3)]
-    finally:
-        sdk.close()
 
 
 @pytest.fixture(autouse=True)
@@ -85,25 +76,9 @@ def _reset(upstream):
 
 @pytest.fixture
 def client():
-    """``client(gw, key)``: an OpenAI SDK client (closed after the test)."""
-    made: list[openai.OpenAI] = []
-
-    def make(gw, key: str) -> openai.OpenAI:
-        made.append(openai.OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0, timeout=20))
-        return made[-1]
-
-    yield make
-    for sdk in made:
-        sdk.close()
-
-
-def post(gw, path: str, body: dict, key: str | None) -> httpx.Response:
-    headers = {"authorization": f"Bearer {key}"} if key else {}
-    return httpx.post(gw.url + path, json=body, headers=headers, timeout=20)
-
-
-def admin(gw, method: str, path: str, **kw) -> httpx.Response:
-    return httpx.request(method, gw.url + path, headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=20, **kw)
+    """``client(gw, key)``: an OpenAI SDK client (``sdk_client``, closed after the test)."""
+    with contextlib.ExitStack() as made:
+        yield lambda gw, key: made.enter_context(sdk_client(gw, key))
 
 
 def chat(model: str = "gpt-4o-mini", text: str = "hello world", **extra) -> dict:
@@ -216,7 +191,7 @@ def test_a_redacted_email_never_reaches_the_upstream(gw, upstream, client):
     record = audit_for(gw, response.headers["x-request-id"])
     assert {"name": "redact-emails", "decision": "redacted"} in record["policy"]
     # the policy is for the payments team: another team's text is forwarded as is
-    client(gw, SEARCH_KEY).chat.completions.create(**chat(text="mail a@b.com"))
+    client(gw, MAIL_KEY).chat.completions.create(**chat(text="mail a@b.com"))
     assert upstream.last().body["messages"][0]["content"] == "mail a@b.com"
 
 

@@ -18,8 +18,9 @@ import httpx
 import pytest
 
 from tests.conftest import MASTER_KEY, openai_config
+from tests.e2e.support import admin, post
 from tests.fakes.openai import UPSTREAM_KEY, FakeOpenAI
-from tests.fakes.server import FakeServer
+from tests.fakes.server import served_fixture
 from tests.harness import run_gateway
 
 RPM_KEY = "sk-cluster-rpm-key-000001"
@@ -41,12 +42,7 @@ def cluster_config(upstream_url: str, redis_url: str, audit_path: str, **state) 
     return cfg
 
 
-@pytest.fixture(scope="module")
-def upstream():
-    fake = FakeOpenAI()
-    with FakeServer(fake.app) as server:
-        fake.url = server.url
-        yield fake
+upstream = served_fixture(FakeOpenAI)
 
 
 @contextlib.contextmanager
@@ -84,10 +80,6 @@ def audit_records(path: str, expected: int = 0, timeout: float = 10) -> list[dic
         if len(records) >= expected or time.monotonic() >= deadline:
             return records
         time.sleep(0.05)
-
-
-def admin(url: str, method: str, path: str, **kw) -> httpx.Response:
-    return httpx.request(method, url + path, headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=20, **kw)
 
 
 def test_rpm_is_exact_across_two_replicas(cluster):
@@ -137,22 +129,22 @@ def test_budget_across_replicas_is_crossed_by_the_right_request(cluster):
 def test_created_key_works_at_once_on_both_and_stops_on_both_when_deleted(cluster):
     a, b, _ = cluster
     for round_ in range(3):
-        created = admin(a.url, "POST", "/admin/keys", json={"name": f"live-{round_}"})
+        created = admin(a, "POST", "/admin/keys", json={"name": f"live-{round_}"})
         assert created.status_code == 200 and created.json()["replicas_acknowledged"] >= 2
         key = created.json()["key"]
         headers = {"authorization": f"Bearer {key}"}
         for gateway in (b, a):  # immediately, no waiting
             assert httpx.post(gateway.url + "/v1/chat/completions", json=chat(), headers=headers).status_code == 200
-        listed = {k["name"] for k in admin(b.url, "GET", "/admin/keys").json()["data"]}
+        listed = {k["name"] for k in admin(b, "GET", "/admin/keys").json()["data"]}
         assert f"live-{round_}" in listed
-        assert admin(b.url, "DELETE", f"/admin/keys/live-{round_}").status_code == 200
+        assert admin(b, "DELETE", f"/admin/keys/live-{round_}").status_code == 200
         for gateway in (a, b):
             assert httpx.post(gateway.url + "/v1/chat/completions", json=chat(), headers=headers).status_code == 401
 
 
 def test_spend_equals_audited_costs_and_every_request_is_audited(cluster):
     a, b, audit_path = cluster
-    key = admin(a.url, "POST", "/admin/keys", json={"name": "spend-svc"}).json()["key"]
+    key = admin(a, "POST", "/admin/keys", json={"name": "spend-svc"}).json()["key"]
     responses = asyncio.run(burst([a.url, b.url], key, 40, chat()))
     assert all(r.status_code == 200 for r in responses)
     ids = {r.headers["x-request-id"] for r in responses}
@@ -165,14 +157,14 @@ def test_spend_equals_audited_costs_and_every_request_is_audited(cluster):
     assert sorted(r["request_id"] for r in mine) == sorted(ids)  # exactly one record each
     audited = sum(r["cost_usd"] for r in mine)
     for gateway in (a, b):  # no waiting: the report has every replica flush first
-        rows = {row["key"]: row for row in admin(gateway.url, "GET", "/admin/spend?group_by=key").json()["data"]}
+        rows = {row["key"]: row for row in admin(gateway, "GET", "/admin/spend?group_by=key").json()["data"]}
         assert abs(rows["spend-svc"]["spend_usd"] - audited) < 1e-9 and rows["spend-svc"]["requests"] == 40
     # and over everything the module sent (refused and failed requests cost nothing); earlier tests'
     # last records may still be on their way to the file, so allow them a moment
     deadline = time.monotonic() + 5
     while True:
         everything = sum(r["cost_usd"] or 0 for r in audit_records(audit_path, 0, timeout=0))
-        total = admin(a.url, "GET", "/admin/spend?group_by=provider").json()["total_usd"]
+        total = admin(a, "GET", "/admin/spend?group_by=provider").json()["total_usd"]
         if abs(total - everything) < 1e-9 or time.monotonic() >= deadline:
             break
         time.sleep(0.1)
@@ -181,10 +173,13 @@ def test_spend_equals_audited_costs_and_every_request_is_audited(cluster):
 
 def test_no_key_leaks_anywhere_in_the_cluster(cluster):
     a, b, audit_path = cluster
+    for gateway in (a, b):  # a request through each, so there is an audit trail when this test runs alone
+        post(gateway, "/v1/chat/completions", chat())
+    audit_records(audit_path, 2)
     texts = [a.logs(), b.logs(), Path(audit_path).read_text()]
     for gateway in (a, b):
-        texts += [httpx.get(gateway.url + "/metrics").text, admin(gateway.url, "GET", "/admin/keys").text,
-                  admin(gateway.url, "GET", "/admin/audit?limit=1000").text]
+        texts += [httpx.get(gateway.url + "/metrics").text, admin(gateway, "GET", "/admin/keys").text,
+                  admin(gateway, "GET", "/admin/audit?limit=1000").text]
     for text in texts:
         for secret in (UPSTREAM_KEY, MASTER_KEY, RPM_KEY, TPM_KEY, BUDGET_KEY):
             assert secret not in text
@@ -208,5 +203,5 @@ def test_redis_down_fails_open_per_replica_and_recovers(upstream, redis_server, 
         while httpx.get(gateway.url + "/health/ready").json()["status"] != "ok" and time.monotonic() < deadline:
             time.sleep(0.2)
         time.sleep(0.5)
-        report = admin(gateway.url, "GET", "/admin/spend?group_by=key").json()  # spend written once Redis is back
+        report = admin(gateway, "GET", "/admin/spend?group_by=key").json()  # spend written once Redis is back
         assert report["data"][0]["requests"] == 3

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import openai
 import pytest
 
-from tests.conftest import MASTER_KEY
+from tests.e2e.support import (UPSTREAM_TIMEOUT, admin, client_fixture, gateway_config, gateway_fixture,
+                               one_deployment, post)
 from tests.fakes.mistral import make_app, mistral_chunk, mistral_error
 from tests.fakes.openai_family import CREATED, Reply
-from tests.fakes.server import FakeServer
-from tests.harness import run_gateway
+from tests.fakes.server import fresh_fixture, served_fixture
 from tests.schemas import validate
 
 pytestmark = pytest.mark.timeout(60)
@@ -23,49 +22,19 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": 
 
 
 def config(url: str) -> dict:
-    def deploy(provider: str, model: str) -> dict:
-        return {"retries": 0, "deployments": [{"provider": provider, "model": model}]}
-
-    timeout = {"connect": 2, "read": 5, "total": 30}
-    return {
-        "server": {"master_key": MASTER_KEY},
-        "circuit_breaker": {"failure_threshold": 1000, "min_requests": 1000},
-        "providers": {
-            "mistral-main": {"type": "mistral", "api_base": url + "/v1", "api_key": "test-key", "safe_prompt": True,
-                             "timeout": timeout},
-            "mistral-badkey": {"type": "mistral", "api_base": url + "/v1", "api_key": "wrong-key-123",
-                               "timeout": timeout},
-        },
-        "models": {"large": deploy("mistral-main", "mistral-large-latest"),
-                   "embed": deploy("mistral-main", "mistral-embed"),
-                   "large-badkey": deploy("mistral-badkey", "mistral-large-latest")},
-    }
+    provider = {"type": "mistral", "api_base": url + "/v1", "timeout": UPSTREAM_TIMEOUT}
+    return gateway_config(
+        providers={"mistral-main": {**provider, "api_key": "test-key", "safe_prompt": True},
+                   "mistral-badkey": {**provider, "api_key": "wrong-key-123"}},
+        models={"large": one_deployment("mistral-main", "mistral-large-latest"),
+                "embed": one_deployment("mistral-main", "mistral-embed"),
+                "large-badkey": one_deployment("mistral-badkey", "mistral-large-latest")})
 
 
-@pytest.fixture(scope="module")
-def upstream():
-    app = make_app()
-    with FakeServer(app) as server:
-        yield app.state.fake, server.url
-
-
-@pytest.fixture(scope="module")
-def gw(upstream):
-    with run_gateway(config(upstream[1])) as gateway:
-        yield gateway
-
-
-@pytest.fixture
-def fake(upstream):
-    upstream[0].replies.clear()
-    upstream[0].received.clear()
-    return upstream[0]
-
-
-@pytest.fixture
-def client(gw):
-    with openai.OpenAI(base_url=gw.url + "/v1", api_key=MASTER_KEY, max_retries=0, timeout=20) as client:
-        yield client
+upstream = served_fixture(lambda: make_app().state.fake)
+gw = gateway_fixture(config)
+client = client_fixture()
+fake = fresh_fixture("upstream", autouse=True)
 
 
 def test_chat_maps_params(client, fake):
@@ -139,14 +108,12 @@ def test_embeddings(client, gw, fake):
     packed = client.embeddings.create(model="embed", input=["alpha", "beta"], dimensions=4)
     assert len(packed.data) == 2 and len(packed.data[0].embedding) == 4
     assert fake.received[-1].json["output_dimension"] == 4
-    plain = httpx.post(gw.url + "/v1/embeddings", headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=20,
-                       json={"model": "embed", "input": "alpha", "encoding_format": "float"}).json()
+    plain = post(gw, "/v1/embeddings", {"model": "embed", "input": "alpha", "encoding_format": "float"}).json()
     validate("CreateEmbeddingResponse", plain)
 
 
 def test_models_through_admin(gw):
-    response = httpx.get(gw.url + "/admin/providers/mistral-main/models",
-                         headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=20)
+    response = admin(gw, "GET", "/admin/providers/mistral-main/models")
     body = response.json()
     validate("ListModelsResponse", body)
     assert body["data"][0]["id"] == "mistral-large-latest" and body["data"][0]["capabilities"]["function_calling"]

@@ -4,16 +4,16 @@ dialect on 127.0.0.1. One parametrised suite, then each vendor's quirks."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 
-import httpx
 import openai
 import pytest
 
-from tests.conftest import MASTER_KEY
+from tests.e2e.support import UPSTREAM_TIMEOUT, admin, client_fixture, gateway_config, one_deployment, post
 from tests.fakes.openai_family import CUSTOM, HF_ROUTER, TGI, TOGETHER, XAI, Reply, make_app
-from tests.fakes.server import FakeServer
+from tests.fakes.server import serve_fake
 from tests.harness import run_gateway
 from tests.schemas import validate
 
@@ -23,7 +23,6 @@ USER = [{"role": "user", "content": "hello there"}]
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
                                            "parameters": {"type": "object",
                                                           "properties": {"city": {"type": "string"}}}}}]
-TIMEOUT = {"connect": 2, "read": 5, "total": 30}
 
 
 @dataclass(frozen=True)
@@ -45,75 +44,59 @@ VENDORS = [
 
 
 def config(urls: dict[str, str]) -> dict:
-    def deploy(provider: str, model: str) -> dict:
-        return {"retries": 0, "deployments": [{"provider": provider, "model": model}]}
+    def provider(kind: str, vendor: str, **options) -> dict:
+        return {"type": kind, "api_base": urls[vendor] + "/v1", "api_key": "test-key", "timeout": UPSTREAM_TIMEOUT,
+                **options}
 
-    return {
-        "server": {"master_key": MASTER_KEY},
-        "circuit_breaker": {"failure_threshold": 1000, "min_requests": 1000},
-        "providers": {
-            "xai-main": {"type": "xai", "api_base": urls["xai"] + "/v1", "api_key": "test-key", "timeout": TIMEOUT},
-            "xai-badkey": {"type": "xai", "api_base": urls["xai"] + "/v1", "api_key": "xai-wrong-key-123456",
-                           "timeout": TIMEOUT},
-            "together-main": {"type": "together", "api_base": urls["together"] + "/v1", "api_key": "test-key",
-                              "timeout": TIMEOUT},
-            "hf-router": {"type": "huggingface", "api_base": urls["huggingface"] + "/v1", "api_key": "test-key",
-                          "embeddings_api": "pipeline", "timeout": TIMEOUT},
-            "hf-tgi": {"type": "huggingface", "api_base": urls["tgi"] + "/v1", "api_key": "test-key",
-                       "timeout": TIMEOUT},
-            "custom-main": {"type": "custom", "api_base": urls["custom"] + "/v1", "api_key": "test-key",
-                            "auth_header": "X-API-Key", "auth_scheme": "",
-                            "rename_params": {"max_completion_tokens": "max_tokens"},
-                            "drop_params": ["stream_options", "user"], "headers": {"x-team": "search"},
-                            "timeout": TIMEOUT},
+    return gateway_config(
+        providers={
+            "xai-main": provider("xai", "xai"),
+            "xai-badkey": provider("xai", "xai", api_key="xai-wrong-key-123456"),
+            "together-main": provider("together", "together"),
+            "hf-router": provider("huggingface", "huggingface", embeddings_api="pipeline"),
+            "hf-tgi": provider("huggingface", "tgi"),
+            "custom-main": provider("custom", "custom", auth_header="X-API-Key", auth_scheme="",
+                                    rename_params={"max_completion_tokens": "max_tokens"},
+                                    drop_params=["stream_options", "user"], headers={"x-team": "search"}),
         },
-        "models": {
-            "grok": deploy("xai-main", "grok-4"),
-            "grok-badkey": deploy("xai-badkey", "grok-4"),
-            "llama": deploy("together-main", "meta-llama/Llama-3.3-70B-Instruct-Turbo"),
-            "together-embed": deploy("together-main", "BAAI/bge-base-en-v1.5"),
-            "qwen": deploy("hf-router", "Qwen/Qwen3-8B"),
-            "minilm": deploy("hf-router", "sentence-transformers/all-MiniLM-L6-v2"),
-            "tgi": deploy("hf-tgi", "tgi"),
-            "local": deploy("custom-main", "local-model"),
-            "local-embed": deploy("custom-main", "local-model"),
-        },
-    }
+        models={
+            "grok": one_deployment("xai-main", "grok-4"),
+            "grok-badkey": one_deployment("xai-badkey", "grok-4"),
+            "llama": one_deployment("together-main", "meta-llama/Llama-3.3-70B-Instruct-Turbo"),
+            "together-embed": one_deployment("together-main", "BAAI/bge-base-en-v1.5"),
+            "qwen": one_deployment("hf-router", "Qwen/Qwen3-8B"),
+            "minilm": one_deployment("hf-router", "sentence-transformers/all-MiniLM-L6-v2"),
+            "tgi": one_deployment("hf-tgi", "tgi"),
+            "local": one_deployment("custom-main", "local-model"),
+            "local-embed": one_deployment("custom-main", "local-model"),
+        })
 
 
 @pytest.fixture(scope="module")
 def fakes():
-    apps = {v.name: make_app(v.dialect) for v in VENDORS}
-    servers = {name: FakeServer(app).start() for name, app in apps.items()}
-    try:
-        yield {name: (apps[name].state.fake, servers[name].url) for name in apps}
-    finally:
-        for server in servers.values():
-            server.stop()
+    """Each vendor's fake (``FakeState``, ``.url`` set), by the vendor's name."""
+    with contextlib.ExitStack() as stack:
+        yield {v.name: stack.enter_context(serve_fake(make_app(v.dialect).state.fake)) for v in VENDORS}
 
 
 @pytest.fixture(scope="module")
 def gw(fakes):
-    with run_gateway(config({name: url for name, (_, url) in fakes.items()})) as gateway:
+    with run_gateway(config({name: fake.url for name, fake in fakes.items()})) as gateway:
         yield gateway
 
 
 @pytest.fixture(autouse=True)
 def _reset(fakes):
-    for state, _ in fakes.values():
-        state.replies.clear()
-        state.received.clear()
+    for fake in fakes.values():
+        fake.reset()
 
 
-@pytest.fixture
-def client(gw):
-    with openai.OpenAI(base_url=gw.url + "/v1", api_key=MASTER_KEY, max_retries=0, timeout=20) as client:
-        yield client
+client = client_fixture()
 
 
 @pytest.fixture(params=VENDORS, ids=[v.name for v in VENDORS])
 def vendor(request, fakes):
-    return request.param, fakes[request.param.name][0]
+    return request.param, fakes[request.param.name]
 
 
 def test_chat_non_streaming(client, vendor):
@@ -176,16 +159,14 @@ def test_embeddings(client, gw, vendor):
         return
     packed = client.embeddings.create(model=v.embed_model, input=["alpha", "beta"])  # SDK asks for base64
     assert len(packed.data) == 2 and len(packed.data[0].embedding) == 8
-    plain = httpx.post(gw.url + "/v1/embeddings", headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=20,
-                       json={"model": v.embed_model, "input": "alpha", "encoding_format": "float"}).json()
+    plain = post(gw, "/v1/embeddings", {"model": v.embed_model, "input": "alpha", "encoding_format": "float"}).json()
     validate("CreateEmbeddingResponse", plain)
     assert plain["data"][0]["embedding"] == pytest.approx(packed.data[0].embedding, abs=1e-6)
 
 
 def test_models_through_admin(gw, vendor):
     v, upstream = vendor
-    response = httpx.get(f"{gw.url}/admin/providers/{v.provider}/models",
-                         headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=20)
+    response = admin(gw, "GET", f"/admin/providers/{v.provider}/models")
     assert response.status_code == 200, response.text
     body = response.json()
     validate("ListModelsResponse", body)
@@ -227,7 +208,7 @@ def test_xai_reasoning_content_passes_through(client):
 
 
 def test_tgi_error_shape(client, fakes):
-    state, _ = fakes["tgi"]
+    state = fakes["tgi"]
     state.push(Reply(429, {"error": "Model is overloaded", "error_type": "overloaded"}))
     with pytest.raises(openai.InternalServerError) as info:
         client.chat.completions.create(model="tgi", messages=USER)
@@ -239,7 +220,7 @@ def test_tgi_error_shape(client, fakes):
 
 
 def test_hf_pipeline_embeddings_reach_the_pipeline(client, fakes):
-    state, _ = fakes["huggingface"]
+    state = fakes["huggingface"]
     client.embeddings.create(model="minilm", input="alpha")
     sent = state.received[-1]
     assert sent.path == "/hf-inference/models/sentence-transformers/all-MiniLM-L6-v2/pipeline/feature-extraction"
@@ -247,7 +228,7 @@ def test_hf_pipeline_embeddings_reach_the_pipeline(client, fakes):
 
 
 def test_custom_auth_rename_and_drop(client, fakes):
-    state, _ = fakes["custom"]
+    state = fakes["custom"]
     list(client.chat.completions.create(model="local", messages=USER, stream=True, max_completion_tokens=20,
                                         user="u-1", stream_options={"include_usage": True}))
     sent = state.received[-1]

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import openai
 import pytest
 
-from tests.conftest import MASTER_KEY
+from tests.e2e.support import (UPSTREAM_TIMEOUT, admin, client_fixture, gateway_config, gateway_fixture,
+                               one_deployment)
 from tests.fakes.openai_family import Reply
 from tests.fakes.perplexity import make_app, pplx_error
-from tests.fakes.server import FakeServer
-from tests.harness import run_gateway
+from tests.fakes.server import fresh_fixture, served_fixture
 from tests.schemas import validate
 
 pytestmark = pytest.mark.timeout(60)
@@ -24,48 +23,18 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "description":
 
 
 def config(url: str) -> dict:
-    def deploy(provider: str, model: str) -> dict:
-        return {"retries": 0, "deployments": [{"provider": provider, "model": model}]}
-
-    timeout = {"connect": 2, "read": 5, "total": 30}
-    return {
-        "server": {"master_key": MASTER_KEY},
-        "circuit_breaker": {"failure_threshold": 1000, "min_requests": 1000},
-        "providers": {
-            "pplx-agent": {"type": "perplexity", "api_base": url, "api_key": "test-key", "timeout": timeout},
-            "pplx-sonar": {"type": "perplexity", "api_base": url, "api_key": "test-key", "api": "chat",
-                           "timeout": timeout},
-        },
-        "models": {"agent": deploy("pplx-agent", "openai/gpt-5.1"),
-                   "agent-preset": deploy("pplx-agent", "preset:pro-search"),
-                   "sonar": deploy("pplx-sonar", "sonar-pro")},
-    }
+    provider = {"type": "perplexity", "api_base": url, "api_key": "test-key", "timeout": UPSTREAM_TIMEOUT}
+    return gateway_config(
+        providers={"pplx-agent": provider, "pplx-sonar": {**provider, "api": "chat"}},
+        models={"agent": one_deployment("pplx-agent", "openai/gpt-5.1"),
+                "agent-preset": one_deployment("pplx-agent", "preset:pro-search"),
+                "sonar": one_deployment("pplx-sonar", "sonar-pro")})
 
 
-@pytest.fixture(scope="module")
-def upstream():
-    app = make_app()
-    with FakeServer(app) as server:
-        yield app.state.fake, server.url
-
-
-@pytest.fixture(scope="module")
-def gw(upstream):
-    with run_gateway(config(upstream[1])) as gateway:
-        yield gateway
-
-
-@pytest.fixture
-def fake(upstream):
-    upstream[0].replies.clear()
-    upstream[0].received.clear()
-    return upstream[0]
-
-
-@pytest.fixture
-def client(gw):
-    with openai.OpenAI(base_url=gw.url + "/v1", api_key=MASTER_KEY, max_retries=0, timeout=20) as client:
-        yield client
+upstream = served_fixture(lambda: make_app().state.fake)
+gw = gateway_fixture(config)
+client = client_fixture()
+fake = fresh_fixture("upstream", autouse=True)
 
 
 def test_agent_chat(client, fake):
@@ -145,8 +114,7 @@ def test_agent_unsupported_parameter(client, fake):
 
 
 def test_models_through_admin(gw, fake):
-    response = httpx.get(gw.url + "/admin/providers/pplx-agent/models",
-                         headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=20)
+    response = admin(gw, "GET", "/admin/providers/pplx-agent/models")
     body = response.json()
     validate("ListModelsResponse", body)
     assert body["data"][0]["id"] == "perplexity/sonar" and fake.received[-1].path == "/v1/models"

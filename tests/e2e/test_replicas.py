@@ -17,7 +17,7 @@ import httpx
 
 from tests.conftest import MASTER_KEY
 from tests.fakes.openai import UPSTREAM_KEY, FakeOpenAI
-from tests.fakes.server import FakeServer
+from tests.fakes.server import serve_fake
 from tests.harness import run_gateway
 
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hello"}]}
@@ -67,9 +67,7 @@ def wait_until(predicate, timeout: float, step: float = 0.02) -> float:
 
 @contextlib.contextmanager
 def upstreams():
-    flaky, good = FakeOpenAI(), FakeOpenAI()
-    with FakeServer(flaky.app) as s1, FakeServer(good.app) as s2:
-        flaky.url, good.url = s1.url, s2.url  # type: ignore[attr-defined]
+    with serve_fake(FakeOpenAI()) as flaky, serve_fake(FakeOpenAI()) as good:
         yield flaky, good
 
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import openai
 import pytest
 
-from tests.conftest import MASTER_KEY
+from tests.e2e.support import (UPSTREAM_TIMEOUT, admin, client_fixture, gateway_config, gateway_fixture,
+                               one_deployment, post, read_stream)
 from tests.fakes.replicate import MODELS, ReplicateFake
-from tests.fakes.server import FakeServer
-from tests.harness import run_gateway
+from tests.fakes.server import fresh_fixture, served_fixture
 from tests.schemas import validate
 
 pytestmark = pytest.mark.timeout(60)
@@ -24,55 +23,28 @@ USER = [{"role": "user", "content": "hello replicate"}]
 
 def config(url: str) -> dict:
     base = {"type": "replicate", "api_base": url, "api_key": UPSTREAM_KEY, "poll_interval": 0.05, "max_wait": 1,
-            "timeout": {"connect": 2, "read": 5, "total": 30}}
-
-    def group(provider: str, model: str) -> dict:
-        return {"retries": 0, "deployments": [{"provider": provider, "model": model}]}
-
-    return {
-        "server": {"master_key": MASTER_KEY},
-        "circuit_breaker": {"failure_threshold": 1000, "min_requests": 1000},
-        "providers": {
+            "timeout": UPSTREAM_TIMEOUT}
+    return gateway_config(
+        providers={
             "replicate-main": base,
             "replicate-vision": {**base, "input_style": "messages", "image_field": "image_input",
                                  "max_tokens_field": "max_completion_tokens"},
             "replicate-quiet": {**base, "max_tokens_field": "max_new_tokens", "input_defaults": {"top_k": 40}},
             "replicate-badkey": {**base, "api_key": "r8_wrongkey0000"},
         },
-        "models": {
-            "llama": group("replicate-main", LLAMA),
-            "llama-pinned": group("replicate-main", f"{LLAMA}:{MODELS[LLAMA]['version']}"),
-            "gpt-vision": group("replicate-vision", "openai/gpt-4o-mini"),
-            "quiet": group("replicate-quiet", "acme/quiet-llm"),
-            "llama-badkey": group("replicate-badkey", LLAMA),
-        },
-    }
+        models={
+            "llama": one_deployment("replicate-main", LLAMA),
+            "llama-pinned": one_deployment("replicate-main", f"{LLAMA}:{MODELS[LLAMA]['version']}"),
+            "gpt-vision": one_deployment("replicate-vision", "openai/gpt-4o-mini"),
+            "quiet": one_deployment("replicate-quiet", "acme/quiet-llm"),
+            "llama-badkey": one_deployment("replicate-badkey", LLAMA),
+        })
 
 
-@pytest.fixture(scope="module")
-def upstream():
-    fake = ReplicateFake(valid_keys={UPSTREAM_KEY})
-    with FakeServer(fake.app) as server:
-        fake.url = server.url
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def gw(upstream):
-    with run_gateway(config(upstream.url)) as gateway:
-        yield gateway
-
-
-@pytest.fixture(autouse=True)
-def _reset(upstream):
-    upstream.script.clear()
-    upstream.received.clear()
-
-
-@pytest.fixture
-def client(gw):
-    with openai.OpenAI(base_url=gw.url + "/v1", api_key=MASTER_KEY, max_retries=0, timeout=20) as client:
-        yield client
+upstream = served_fixture(lambda: ReplicateFake(valid_keys={UPSTREAM_KEY}))
+gw = gateway_fixture(config)
+client = client_fixture()
+_reset = fresh_fixture("upstream", autouse=True)
 
 
 def test_chat_non_streaming_with_prefer_wait(client, upstream):
@@ -169,14 +141,12 @@ def test_tools_are_unsupported(client, upstream):
 
 
 def test_no_embeddings(gw):
-    response = httpx.post(gw.url + "/v1/embeddings", headers={"authorization": f"Bearer {MASTER_KEY}"},
-                          json={"model": "llama", "input": "x"}, timeout=20)
+    response = post(gw, "/v1/embeddings", {"model": "llama", "input": "x"})
     assert response.status_code == 400 and response.json()["error"]["type"] == "invalid_request_error"
 
 
 def test_models_through_admin(gw):
-    response = httpx.get(gw.url + "/admin/providers/replicate-main/models",
-                         headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=20)
+    response = admin(gw, "GET", "/admin/providers/replicate-main/models")
     assert response.status_code == 200
     body = response.json()
     validate("ListModelsResponse", body)
@@ -225,9 +195,7 @@ def test_error_event_in_stream(client, upstream):
 @pytest.mark.parametrize("abort", [False, True])
 def test_stream_cut_midway(gw, client, upstream, abort):
     upstream.reply("one two three four five six", cut_after=3, abort=abort)
-    with httpx.stream("POST", gw.url + "/v1/chat/completions", headers={"authorization": f"Bearer {MASTER_KEY}"},
-                      json={"model": "llama", "messages": USER, "stream": True}, timeout=20) as response:
-        lines = [line for line in response.iter_lines() if line]
+    _, lines = read_stream(gw, {"model": "llama", "messages": USER, "stream": True})
     assert "data: [DONE]" not in lines
     assert any('"one"' in line for line in lines[:-1])  # the text before the cut was relayed
     assert json.loads(lines[-1][6:])["error"]["type"] == "server_error"

@@ -21,7 +21,7 @@ import yaml
 
 from tests.conftest import MASTER_KEY
 from tests.fakes.openai import UPSTREAM_KEY, FakeOpenAI
-from tests.fakes.server import FakeServer, free_port
+from tests.fakes.server import free_port, serve_fake
 from tests.harness import run_gateway
 
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hello"}]}
@@ -31,12 +31,7 @@ AUTH = {"authorization": f"Bearer {MASTER_KEY}"}
 @contextlib.contextmanager
 def fakes(n: int) -> Iterator[list[FakeOpenAI]]:
     with contextlib.ExitStack() as stack:
-        out = []
-        for _ in range(n):
-            fake = FakeOpenAI()
-            fake.url = stack.enter_context(FakeServer(fake.app)).url  # type: ignore[attr-defined]
-            out.append(fake)
-        yield out
+        yield [stack.enter_context(serve_fake(FakeOpenAI())) for _ in range(n)]
 
 
 def provider(url: str, read: float = 10) -> dict:

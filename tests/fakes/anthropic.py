@@ -32,6 +32,7 @@ from starlette.routing import Route
 
 from gateway.sse import encode_event
 from tests.fakes.anthropic_checks import Problem, check_body, check_headers
+from tests.fakes.received import Received
 from tests.fakes.server import FakeServer
 
 API_KEY = "sk-ant-fake-key"
@@ -82,15 +83,6 @@ class Fail:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass
-class Received:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    json: Any
-
-
 class FakeState:
     def __init__(self, api_key: str, reject_temperature_with_top_p: bool) -> None:
         self.api_key = api_key
@@ -100,6 +92,8 @@ class FakeState:
         self.default: Reply | Fail | None = None  # None: echo the last user text
         self.models = [dict(m) for m in MODELS]
         self.counter = 0
+        self.app: Starlette | None = None  # set by create_app
+        self.url: str | None = None  # set while served
 
     def reset(self) -> None:
         self.received.clear()
@@ -147,14 +141,21 @@ async def _record(request: Request) -> tuple[Received, Any]:
     return received, data
 
 
-async def messages(request: Request) -> Response:
+async def _admit(request: Request) -> tuple[FakeState, Received, Any, Response | None]:
+    """Record the request and check its headers: (state, what was received, the body, the refusal or None)."""
     state: FakeState = request.app.state.fake
     received, body = await _record(request)
     problem = check_headers(received.headers, state.api_key)
-    if problem is None and body is ValueError:
-        problem = (400, "invalid_request_error", "There was an issue with the JSON body of the request")
-    if problem is None:
-        problem = check_body(body, state.reject_temperature_with_top_p)
+    return state, received, body, None if problem is None else _problem_response(state, problem)
+
+
+async def messages(request: Request) -> Response:
+    state, _, body, refused = await _admit(request)
+    if refused is not None:
+        return refused
+    if body is ValueError:
+        return error_response(state, 400, "invalid_request_error", "There was an issue with the JSON body of the request")
+    problem = check_body(body, state.reject_temperature_with_top_p)
     if problem is not None:
         return _problem_response(state, problem)
     behaviour = state.next_behaviour(body)
@@ -234,11 +235,9 @@ async def _stream(message: dict[str, Any], reply: Reply):
 
 
 async def list_models(request: Request) -> Response:
-    state: FakeState = request.app.state.fake
-    received, _ = await _record(request)
-    problem = check_headers(received.headers, state.api_key)
-    if problem is not None:
-        return _problem_response(state, problem)
+    state, received, _, refused = await _admit(request)
+    if refused is not None:
+        return refused
     models = state.models
     after, before = received.query.get("after_id"), received.query.get("before_id")
     ids = [m["id"] for m in models]
@@ -258,11 +257,9 @@ async def list_models(request: Request) -> Response:
 
 
 async def get_model(request: Request) -> Response:
-    state: FakeState = request.app.state.fake
-    received, _ = await _record(request)
-    problem = check_headers(received.headers, state.api_key)
-    if problem is not None:
-        return _problem_response(state, problem)
+    state, _, _, refused = await _admit(request)
+    if refused is not None:
+        return refused
     for model in state.models:
         if model["id"] == request.path_params["model_id"]:
             return JSONResponse(model)
@@ -295,6 +292,7 @@ def create_app(api_key: str = API_KEY, reject_temperature_with_top_p: bool = Tru
         Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
     ], exception_handlers={HTTPException: _http_error})
     app.state.fake = FakeState(api_key, reject_temperature_with_top_p)
+    app.state.fake.app = app
     app.state.received = app.state.fake.received
     return app
 

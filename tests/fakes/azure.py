@@ -27,14 +27,15 @@ from tests.fakes.openai_family import (
     check_chat,
     completion,
     embeddings_answer,
+    fake_app,
     json_response,
-    receive,
     render,
     sse_response,
     stream_chunks,
     text_of,
     usage_for,
 )
+from tests.fakes.received import record
 
 DEPLOYMENTS = {"gpt-4o-prod": "gpt-4o-2024-08-06", "embed-prod": "text-embedding-3-small"}
 API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(-preview)?")
@@ -57,6 +58,8 @@ def content_filter_error() -> dict[str, Any]:
 
 
 AZURE = Dialect("azure", "azure", tuple(DEPLOYMENTS.values()), error_body=azure_error, prefix="/openai/v1")
+DEPLOYMENT_MISSING = ("The API deployment for this resource does not exist. If you created the deployment within "
+                      "the last 5 minutes, please wait a moment and try again.")
 AUTH_ERROR = azure_error(401, "Access denied due to invalid subscription key or wrong API endpoint. Make sure to "
                               "provide a valid key for an active subscription and use a correct regional API "
                               "endpoint for your resource.", code="401")
@@ -119,7 +122,7 @@ def make_app(keys: tuple[str, ...] = ("test-key",), tokens: tuple[str, ...] = ("
     state = AzureState(keys, tokens)
 
     async def guard(request: Request) -> tuple[Any, Response | None]:
-        body = await receive(request, state)
+        body = await record(request, state.received)
         if not state.authorised(request.headers):
             return body, json_response(401, AUTH_ERROR)
         if request.url.path.startswith("/openai/v1/"):
@@ -129,30 +132,30 @@ def make_app(keys: tuple[str, ...] = ("test-key",), tokens: tuple[str, ...] = ("
             return body, json_response(404, azure_error(404, "Resource not found"))
         return body, None
 
-    def deployment(request: Request, body: Any) -> str | None:
-        if "deployment" in request.path_params:
-            return DEPLOYMENTS.get(request.path_params["deployment"])
-        return DEPLOYMENTS.get(body.get("model")) if isinstance(body, dict) else None
-
-    async def chat(request: Request) -> Response:
+    async def guard_deployment(request: Request, missing: str) -> tuple[Any, str | None, Response | None]:
+        """``guard``, then the deployment's model (from the path, or ``model`` on the v1 API): 404 if unknown."""
         body, refused = await guard(request)
         if refused:
-            return refused
-        model = deployment(request, body)
+            return body, None, refused
+        if "deployment" in request.path_params:
+            model = DEPLOYMENTS.get(request.path_params["deployment"])
+        else:
+            model = DEPLOYMENTS.get(body.get("model")) if isinstance(body, dict) else None
         if model is None:
-            return json_response(404, azure_error(404, "The API deployment for this resource does not exist. If you "
-                                                       "created the deployment within the last 5 minutes, please wait "
-                                                       "a moment and try again.", code="DeploymentNotFound"))
+            return body, None, json_response(404, azure_error(404, missing, code="DeploymentNotFound"))
+        return body, model, None
+
+    async def chat(request: Request) -> Response:
+        body, model, refused = await guard_deployment(request, DEPLOYMENT_MISSING)
+        if refused:
+            return refused
         problem = check_chat(AZURE, {**body, "model": model} if isinstance(body, dict) else body)
         return json_response(*problem) if problem else _answer(state, body, model)
 
     async def embeddings(request: Request) -> Response:
-        body, refused = await guard(request)
+        body, model, refused = await guard_deployment(request, "deployment not found")
         if refused:
             return refused
-        model = deployment(request, body)
-        if model is None:
-            return json_response(404, azure_error(404, "deployment not found", code="DeploymentNotFound"))
         reply = state.next_reply()
         if reply is not None:
             return render(reply, False)
@@ -170,14 +173,11 @@ def make_app(keys: tuple[str, ...] = ("test-key",), tokens: tuple[str, ...] = ("
                  "lifecycle_status": "generally-available"} for m in DEPLOYMENTS.values()]
         return json_response(200, {"object": "list", "data": data})
 
-    app = Starlette(routes=[
+    return fake_app([
         Route("/openai/deployments/{deployment}/chat/completions", chat, methods=["POST"]),
         Route("/openai/deployments/{deployment}/embeddings", embeddings, methods=["POST"]),
         Route("/openai/models", models, methods=["GET"]),
         Route("/openai/v1/chat/completions", chat, methods=["POST"]),
         Route("/openai/v1/embeddings", embeddings, methods=["POST"]),
         Route("/openai/v1/models", models, methods=["GET"]),
-    ])
-    app.state.fake = state
-    app.state.received = state.received
-    return app
+    ], state)

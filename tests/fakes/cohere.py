@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -24,6 +23,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+
+from tests.fakes.received import Received, record
 
 CHAT_FIELDS = {"model", "messages", "tools", "strict_tools", "documents", "citation_options", "response_format",
                "safety_mode", "max_tokens", "stop_sequences", "temperature", "seed", "frequency_penalty",
@@ -48,15 +49,6 @@ class Reject(Exception):
         self.message = message
 
 
-@dataclass
-class Received:
-    method: str
-    path: str
-    headers: dict[str, str]
-    json: Any
-    query: dict[str, str] = field(default_factory=dict)
-
-
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
@@ -66,6 +58,7 @@ class CohereFake:
         self.received: list[Received] = []
         self.script: list[dict[str, Any]] = []
         self.valid_keys = valid_keys  # None: any non-empty Bearer key is accepted
+        self.url: str | None = None  # set while served (tests.fakes.server.serve_fake)
         self.app = Starlette(routes=[
             Route("/v2/chat", self.chat, methods=["POST"]),
             Route("/v2/embed", self.embed, methods=["POST"]),
@@ -92,20 +85,14 @@ class CohereFake:
         """The next stream (default text) stops after ``after_events`` events, without message-end."""
         self.reply(cut_after=after_events, abort=abort)
 
+    def reset(self) -> None:
+        self.script.clear()
+        self.received.clear()
+
     def last(self, path: str | None = None) -> Received:
         return [r for r in self.received if path is None or r.path == path][-1]
 
     # -- helpers --------------------------------------------------------------------------------
-
-    async def _record(self, request: Request) -> Any:
-        raw = await request.body()
-        try:
-            body = orjson.loads(raw) if raw else None
-        except orjson.JSONDecodeError:
-            body = raw.decode("utf-8", "replace")
-        self.received.append(Received(request.method, request.url.path, dict(request.headers), body,
-                                      dict(request.query_params)))
-        return body
 
     def _auth(self, request: Request) -> None:
         header = request.headers.get("authorization", "")
@@ -119,7 +106,7 @@ class CohereFake:
         return self.script.pop(0) if self.script else None
 
     async def _guard(self, request: Request, check) -> tuple[Any, dict[str, Any] | None] | Response:
-        body = await self._record(request)
+        body = await record(request, self.received)
         try:
             self._auth(request)
             if not isinstance(body, dict):
@@ -173,7 +160,7 @@ class CohereFake:
     # -- /v1/models -----------------------------------------------------------------------------
 
     async def models(self, request: Request) -> Response:
-        await self._record(request)
+        await record(request, self.received)
         try:
             self._auth(request)
         except Reject as exc:
@@ -193,12 +180,17 @@ class CohereFake:
 # -- validation (what the real API rejects) -------------------------------------------------------
 
 
-def check_chat(body: dict[str, Any]) -> None:
-    unknown = sorted(set(body) - CHAT_FIELDS)
+def check_fields(body: dict[str, Any], known: set[str]) -> None:
+    """Fields the endpoint does not know are refused, and ``model`` is required."""
+    unknown = sorted(set(body) - known)
     if unknown:
         raise Reject(400, f"invalid request: unknown field: parameter {unknown[0]} is not a valid field")
     if not body.get("model"):
         raise Reject(400, "invalid request: model must be specified")
+
+
+def check_chat(body: dict[str, Any]) -> None:
+    check_fields(body, CHAT_FIELDS)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise Reject(400, "invalid request: messages must not be empty")
@@ -272,11 +264,7 @@ def check_user_content(content: Any, i: int) -> None:
 
 
 def check_embed(body: dict[str, Any]) -> None:
-    unknown = sorted(set(body) - EMBED_FIELDS)
-    if unknown:
-        raise Reject(400, f"invalid request: unknown field: parameter {unknown[0]} is not a valid field")
-    if not body.get("model"):
-        raise Reject(400, "invalid request: model must be specified")
+    check_fields(body, EMBED_FIELDS)
     if not body.get("input_type"):
         raise Reject(400, "invalid request: input_type is required for embed-v3.0 and newer models")
     texts = body.get("texts")

@@ -30,13 +30,15 @@ import hashlib
 import re
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+
+from tests.fakes.received import Received, record
 
 MODELS = [
     {"name": "models/gemini-2.5-flash", "displayName": "Gemini 2.5 Flash", "inputTokenLimit": 1048576,
@@ -68,14 +70,6 @@ class BadRequest(Exception):
     def __init__(self, message: str, status: int = 400, code: str = "INVALID_ARGUMENT", reason: str | None = None):
         super().__init__(message)
         self.response = error_response(status, code, message, reason)
-
-
-class Received(NamedTuple):
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    json: Any
 
 
 @dataclass
@@ -125,18 +119,13 @@ class GeminiFake:
             Route("/{version}/models/{target}", self.model_method, methods=["POST"]),
         ])
         self.app.state.received = self.received
+        self.url: str | None = None  # set while served (tests.fakes.server.serve_fake)
+
+    def reset(self) -> None:
+        self.replies.clear()
+        self.received.clear()
 
     # -- plumbing ---------------------------------------------------------------------------------
-
-    async def _record(self, request: Request) -> Any:
-        raw = await request.body()
-        try:
-            data = orjson.loads(raw) if raw else None
-        except orjson.JSONDecodeError:
-            data = raw.decode("utf-8", "replace")
-        self.received.append(Received(request.method, request.url.path, dict(request.query_params),
-                                      {k.lower(): v for k, v in request.headers.items()}, data))
-        return data
 
     def _authenticate(self, request: Request) -> None:
         key = request.headers.get("x-goog-api-key") or request.query_params.get("key")
@@ -156,7 +145,7 @@ class GeminiFake:
     # -- routes -----------------------------------------------------------------------------------
 
     async def list_models(self, request: Request) -> Response:
-        await self._record(request)
+        await record(request, self.received)
         try:
             self._authenticate(request)
         except BadRequest as exc:
@@ -169,7 +158,7 @@ class GeminiFake:
         return Response(orjson.dumps(page), media_type="application/json")
 
     async def model_method(self, request: Request) -> Response:
-        body = await self._record(request)
+        body = await record(request, self.received)
         model, _, method = request.path_params["target"].partition(":")
         try:
             if request.path_params["version"] not in ("v1beta", "v1"):

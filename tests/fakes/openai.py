@@ -23,6 +23,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.fakes.received import read_body
+
 UPSTREAM_KEY = "sk-upstream-test-0123456789"
 
 
@@ -55,6 +57,7 @@ class FakeOpenAI:
         self.closed_early_count = 0
         self.completed_streams = 0
         self._ids = itertools.count(1)
+        self.url: str | None = None  # set while served (tests.fakes.server.serve_fake)
         self.app = Starlette(routes=[
             Route("/v1/chat/completions", self.chat, methods=["POST"]),
             Route("/v1/embeddings", self.embeddings, methods=["POST"]),
@@ -79,13 +82,7 @@ class FakeOpenAI:
     # -- helpers ----------------------------------------------------------------------------------
 
     async def _accept(self, request: Request) -> tuple[Any, Response | None]:
-        body = None
-        raw = await request.body()
-        if raw:
-            try:
-                body = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                body = raw.decode(errors="replace")
+        body = await read_body(request)
         self.received.append(Received(request.method, request.url.path, {k.lower(): v for k, v in request.headers.items()}, body))
         if request.headers.get("authorization") != f"Bearer {self.key}":
             return body, _error(401, "Incorrect API key provided: sk-****. You can find your API key at https://platform.openai.com/account/api-keys.",

@@ -3,11 +3,12 @@ generic custom servers speak it, with one switch per vendor quirk (``Dialect``).
 and Perplexity Sonar fakes reuse its parts (``FakeState``, ``Reply``, ``answer``, ``stream_chunks``...).
 
 Every fake records what it receives (``app.state.received``: ``Received(method, path, query, headers,
-json)``), checks it as the vendor does (auth, model, message order, tool-call ids, fields the vendor
-rejects) and answers in the vendor's shapes. Tests script behaviour with ``app.state.fake.push(Reply(...))``
-(errors with status/body/headers, scripted bodies, scripted stream chunks, a stream cut off midway);
-without a script the fake answers deterministically: a tool call when tools are offered to a user
-turn, a sentence quoting the tool result after a tool turn, else a greeting.
+json)``, from ``tests/fakes/received.py``), checks it as the vendor does (auth, model, message order,
+tool-call ids, fields the vendor rejects) and answers in the vendor's shapes. Tests script behaviour
+with ``app.state.fake.push(Reply(...))`` (errors with status/body/headers, scripted bodies, scripted
+stream chunks, a stream cut off midway); without a script the fake answers deterministically: a tool
+call when tools are offered to a user turn, a sentence quoting the tool result after a tool turn,
+else a greeting.
 """
 
 from __future__ import annotations
@@ -26,17 +27,10 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.fakes.received import Received, record
+
 CREATED = 1700000000
 ROLES = ("system", "developer", "user", "assistant", "tool")
-
-
-@dataclass(frozen=True)
-class Received:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    json: Any
 
 
 @dataclass
@@ -55,10 +49,19 @@ class Reply:
 
 
 class FakeState:
+    """What one fake holds: its keys, what it received, the scripted replies; ``app`` and ``url`` once it
+    is built (``fake_app``) and served (``tests.fakes.server.serve_fake``)."""
+
     def __init__(self, keys: tuple[str, ...] = ("test-key",)) -> None:
         self.received: list[Received] = []
         self.replies: deque[Reply] = deque()
         self.keys = set(keys)
+        self.app: Starlette | None = None
+        self.url: str | None = None
+
+    def reset(self) -> None:
+        self.replies.clear()
+        self.received.clear()
 
     def push(self, *replies: Reply) -> None:
         self.replies.extend(replies)
@@ -128,17 +131,6 @@ DIALECTS = {d.name: d for d in (XAI, TOGETHER, HF_ROUTER, TGI, CUSTOM)}
 
 
 # -- request checks ---------------------------------------------------------------------------------
-
-async def receive(request: Request, state: FakeState) -> Any:
-    raw = await request.body()
-    try:
-        body = orjson.loads(raw) if raw else None
-    except orjson.JSONDecodeError:
-        body = raw.decode("utf-8", "replace")
-    state.received.append(Received(request.method, request.url.path, dict(request.query_params),
-                                   {k.lower(): v for k, v in request.headers.items()}, body))
-    return body
-
 
 def authorised(dialect: Dialect, state: FakeState, headers: Any) -> bool:
     value = headers.get(dialect.auth_header, "")
@@ -385,22 +377,43 @@ def pipeline_answer(body: Any) -> tuple[int, Any]:
 
 # -- the app ----------------------------------------------------------------------------------------
 
+async def admit(dialect: Dialect, state: FakeState, request: Request) -> tuple[Any, Response | None]:
+    """Record the request and check its key: (body, None), or (body, the vendor's refusal)."""
+    body = await record(request, state.received)
+    if not authorised(dialect, state, request.headers):
+        return body, bad_key(dialect)
+    return body, None
+
+
+async def chat_endpoint(dialect: Dialect, state: FakeState, request: Request) -> Response:
+    """``POST .../chat/completions`` as the dialect's vendor answers it."""
+    body, refused = await admit(dialect, state, request)
+    if refused:
+        return refused
+    problem = check_chat(dialect, body)
+    return json_response(*problem) if problem else chat_response(dialect, state, body)
+
+
+def fake_app(routes: list[Route], state: FakeState) -> Starlette:
+    """The Starlette app of a fake: tests reach ``state`` as ``app.state.fake`` (what it received also as
+    ``app.state.received``), and ``state.app`` is what gets served."""
+    app = Starlette(routes=routes)
+    app.state.fake = state
+    app.state.received = state.received
+    state.app = app
+    return app
+
+
 def make_app(dialect: Dialect, keys: tuple[str, ...] = ("test-key",)) -> Starlette:
     state = FakeState(keys)
 
     async def chat(request: Request) -> Response:
-        body = await receive(request, state)
-        if not authorised(dialect, state, request.headers):
-            return bad_key(dialect)
-        problem = check_chat(dialect, body)
-        if problem:
-            return json_response(*problem)
-        return chat_response(dialect, state, body)
+        return await chat_endpoint(dialect, state, request)
 
     async def embeddings(request: Request) -> Response:
-        body = await receive(request, state)
-        if not authorised(dialect, state, request.headers):
-            return bad_key(dialect)
+        body, refused = await admit(dialect, state, request)
+        if refused:
+            return refused
         if not dialect.embeddings:
             return json_response(404, dialect.error_body(404, "Not Found"))
         reply = state.next_reply()
@@ -409,16 +422,16 @@ def make_app(dialect: Dialect, keys: tuple[str, ...] = ("test-key",)) -> Starlet
         return json_response(*embeddings_answer(dialect, body if isinstance(body, dict) else {}))
 
     async def models(request: Request) -> Response:
-        await receive(request, state)
-        if not authorised(dialect, state, request.headers):
-            return bad_key(dialect)
+        _, refused = await admit(dialect, state, request)
+        if refused:
+            return refused
         reply = state.next_reply()
         return render(reply, False) if reply is not None else json_response(200, models_answer(dialect))
 
     async def pipeline(request: Request) -> Response:
-        body = await receive(request, state)
-        if not authorised(dialect, state, request.headers):
-            return bad_key(dialect)
+        body, refused = await admit(dialect, state, request)
+        if refused:
+            return refused
         reply = state.next_reply()
         return render(reply, False) if reply is not None else json_response(*pipeline_answer(body))
 
@@ -428,8 +441,6 @@ def make_app(dialect: Dialect, keys: tuple[str, ...] = ("test-key",)) -> Starlet
     if dialect.pipeline:
         routes.append(Route("/hf-inference/models/{model:path}/pipeline/feature-extraction", pipeline,
                             methods=["POST"]))
-    app = Starlette(routes=routes)
-    app.state.fake = state
-    app.state.received = state.received
+    app = fake_app(routes, state)
     app.state.dialect = dialect
     return app

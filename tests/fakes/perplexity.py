@@ -25,14 +25,13 @@ from tests.fakes.openai_family import (
     Dialect,
     FakeState,
     authorised,
-    bad_key,
-    chat_response,
-    check_chat,
+    chat_endpoint,
+    fake_app,
     json_response,
-    receive,
     render,
     sse_response,
 )
+from tests.fakes.received import record
 
 AGENT_FIELDS = frozenset({"input", "instructions", "language_preference", "max_output_tokens", "max_steps", "model",
                           "models", "preset", "reasoning", "response_format", "stream", "stream_options", "tools",
@@ -221,7 +220,7 @@ def make_app(keys: tuple[str, ...] = ("test-key",)) -> Starlette:
     state = FakeState(keys)
 
     async def agent(request: Request) -> Response:
-        body = await receive(request, state)
+        body = await record(request, state.received)
         if not authorised(SONAR, state, request.headers):
             return json_response(401, pplx_error(401, "Invalid API key", "forbidden"))
         problem = check_agent(body)
@@ -236,16 +235,10 @@ def make_app(keys: tuple[str, ...] = ("test-key",)) -> Starlette:
         return json_response(200, response)
 
     async def sonar(request: Request) -> Response:
-        body = await receive(request, state)
-        if not authorised(SONAR, state, request.headers):
-            return bad_key(SONAR)
-        problem = check_chat(SONAR, body)
-        if problem:
-            return json_response(*problem)
-        return chat_response(SONAR, state, body)
+        return await chat_endpoint(SONAR, state, request)
 
     async def models(request: Request) -> Response:
-        await receive(request, state)  # no auth needed
+        await record(request, state.received)  # no auth needed
         reply = state.next_reply()
         if reply is not None:
             return render(reply, False)
@@ -253,13 +246,10 @@ def make_app(keys: tuple[str, ...] = ("test-key",)) -> Starlette:
                 for m in ("perplexity/sonar", "openai/gpt-5.1", "anthropic/claude-sonnet-4-5")]
         return json_response(200, {"object": "list", "data": data})
 
-    app = Starlette(routes=[
+    return fake_app([
         Route("/v1/agent", agent, methods=["POST"]),
         Route("/v1/responses", agent, methods=["POST"]),
         Route("/chat/completions", sonar, methods=["POST"]),
         Route("/v1/chat/completions", sonar, methods=["POST"]),
         Route("/v1/models", models, methods=["GET"]),
-    ])
-    app.state.fake = state
-    app.state.received = state.received
-    return app
+    ], state)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -25,6 +25,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+
+from tests.fakes.received import Received, record
 
 LLAMA_INPUTS = {"prompt", "system_prompt", "max_tokens", "min_tokens", "temperature", "top_p", "top_k",
                 "stop_sequences", "seed", "presence_penalty", "frequency_penalty", "prompt_template"}
@@ -58,15 +60,6 @@ def problem(status: int, title: str, detail: str, headers: dict[str, str] | None
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
-
-
-@dataclass
-class Received:
-    method: str
-    path: str
-    headers: dict[str, str]
-    json: Any
-    query: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -139,6 +132,7 @@ class ReplicateFake:
         self.script: list[dict[str, Any]] = []
         self.predictions: dict[str, Prediction] = {}
         self.valid_keys = valid_keys
+        self.url: str | None = None  # set while served (tests.fakes.server.serve_fake)
         self._ids = itertools.count(1)
         self.app = Starlette(routes=[
             Route("/v1/models/{owner}/{name}/predictions", self.create_for_model, methods=["POST"]),
@@ -168,19 +162,17 @@ class ReplicateFake:
         self.script.append({"kind": "error", "status": status, "detail": detail, "headers": headers or {},
                             "body": body})
 
+    def reset(self) -> None:
+        self.script.clear()
+        self.received.clear()
+
     def last(self, path_prefix: str = "") -> Received:
         return [r for r in self.received if r.path.startswith(path_prefix)][-1]
 
     # -- helpers --------------------------------------------------------------------------------
 
     async def _enter(self, request: Request) -> Any:
-        raw = await request.body()
-        try:
-            body = orjson.loads(raw) if raw else None
-        except orjson.JSONDecodeError:
-            body = raw.decode("utf-8", "replace")
-        self.received.append(Received(request.method, request.url.path, dict(request.headers), body,
-                                      dict(request.query_params)))
+        body = await record(request, self.received)
         header = request.headers.get("authorization", "")
         scheme, _, key = header.partition(" ")
         if scheme not in ("Bearer", "Token") or not key.strip():
@@ -268,12 +260,17 @@ class ReplicateFake:
             prediction.status = "processing"
         return json_response(prediction.body(), 201)
 
-    @_guarded
-    async def get_prediction(self, request: Request) -> Response:
+    async def _prediction(self, request: Request) -> Prediction:
+        """Enter the request, then the prediction its path names (404 if there is none)."""
         await self._enter(request)
         prediction = self.predictions.get(request.path_params["id"])
         if prediction is None:
             raise Problem(404, "Not found", "The requested resource could not be found.")
+        return prediction
+
+    @_guarded
+    async def get_prediction(self, request: Request) -> Response:
+        prediction = await self._prediction(request)
         if prediction.status in ("starting", "processing"):
             if prediction.polls_left > 0:
                 prediction.polls_left -= 1
@@ -284,20 +281,14 @@ class ReplicateFake:
 
     @_guarded
     async def cancel(self, request: Request) -> Response:
-        await self._enter(request)
-        prediction = self.predictions.get(request.path_params["id"])
-        if prediction is None:
-            raise Problem(404, "Not found", "The requested resource could not be found.")
+        prediction = await self._prediction(request)
         if prediction.status in ("starting", "processing"):
             prediction.status = "canceled"
         return json_response(prediction.body())
 
     @_guarded
     async def stream(self, request: Request) -> Response:
-        await self._enter(request)
-        prediction = self.predictions.get(request.path_params["id"])
-        if prediction is None:
-            raise Problem(404, "Not found", "The requested resource could not be found.")
+        prediction = await self._prediction(request)
         if "text/event-stream" not in request.headers.get("accept", ""):
             raise Problem(406, "Not acceptable", "Accept: text/event-stream is required")
         return StreamingResponse(self._events(prediction), media_type="text/event-stream",

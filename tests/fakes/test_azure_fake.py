@@ -7,24 +7,20 @@ import pytest
 
 from tests.fakes.azure import content_filter_error, make_app
 from tests.fakes.openai_family import Reply
-from tests.fakes.server import FakeServer
+from tests.fakes.server import fresh_fixture, served_fixture
 
 pytestmark = pytest.mark.timeout(30)
 
 USER = [{"role": "user", "content": "hi"}]
 
 
-@pytest.fixture(scope="module")
-def fake():
-    app = make_app()
-    with FakeServer(app) as server:
-        yield app.state.fake, server.url
+served = served_fixture(lambda: make_app().state.fake)
+fake = fresh_fixture()
 
 
 @pytest.fixture
 def azure(fake):
-    fake[0].replies.clear()
-    return openai.AzureOpenAI(azure_endpoint=fake[1], api_key="test-key", api_version="2024-10-21", max_retries=0,
+    return openai.AzureOpenAI(azure_endpoint=fake.url, api_key="test-key", api_version="2024-10-21", max_retries=0,
                               timeout=10)
 
 
@@ -32,7 +28,7 @@ def test_chat_classic(azure, fake):
     completion = azure.chat.completions.create(model="gpt-4o-prod", messages=USER)
     assert completion.choices[0].message.content == "Hello from azure! You said: hi"
     assert completion.model == "gpt-4o-2024-08-06"
-    received = fake[0].received[-1]
+    received = fake.received[-1]
     assert received.path == "/openai/deployments/gpt-4o-prod/chat/completions"
     assert received.query["api-version"] == "2024-10-21" and received.headers["api-key"] == "test-key"
 
@@ -57,10 +53,10 @@ def test_tools_embeddings_models(azure):
 
 
 def test_v1_api_and_entra_token(fake):
-    client = openai.OpenAI(base_url=fake[1] + "/openai/v1", api_key="test-ad-token", max_retries=0, timeout=10)
+    client = openai.OpenAI(base_url=fake.url + "/openai/v1", api_key="test-ad-token", max_retries=0, timeout=10)
     completion = client.chat.completions.create(model="gpt-4o-prod", messages=USER)
     assert completion.choices[0].message.content.startswith("Hello from azure")
-    assert fake[0].received[-1].headers["authorization"] == "Bearer test-ad-token"
+    assert fake.received[-1].headers["authorization"] == "Bearer test-ad-token"
     assert [m.id for m in client.models.list()]
 
 
@@ -72,14 +68,14 @@ def test_errors(azure, fake):
     assert content_filter_error()["error"]["param"] == "prompt"
     with pytest.raises(openai.NotFoundError):
         azure.chat.completions.create(model="no-such-deployment", messages=USER)
-    fake[0].push(Reply(429, {"error": {"code": "429", "message": "Please retry after 3 seconds."}},
-                       {"retry-after": "3"}))
+    fake.push(Reply(429, {"error": {"code": "429", "message": "Please retry after 3 seconds."}},
+                    {"retry-after": "3"}))
     with pytest.raises(openai.RateLimitError):
         azure.chat.completions.create(model="gpt-4o-prod", messages=USER)
-    bad = openai.AzureOpenAI(azure_endpoint=fake[1], api_key="wrong", api_version="2024-10-21", max_retries=0)
+    bad = openai.AzureOpenAI(azure_endpoint=fake.url, api_key="wrong", api_version="2024-10-21", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
         bad.chat.completions.create(model="gpt-4o-prod", messages=USER)
-    no_version = openai.OpenAI(base_url=fake[1] + "/openai/deployments/gpt-4o-prod", api_key="x", max_retries=0,
+    no_version = openai.OpenAI(base_url=fake.url + "/openai/deployments/gpt-4o-prod", api_key="x", max_retries=0,
                                default_headers={"api-key": "test-key"})
     with pytest.raises(openai.NotFoundError):
         no_version.chat.completions.create(model="gpt-4o-prod", messages=USER)

@@ -7,24 +7,13 @@ import httpx
 import pytest
 
 from tests.fakes.cohere import CohereFake
-from tests.fakes.server import FakeServer
+from tests.fakes.server import fresh_fixture, served_fixture
 
 pytestmark = pytest.mark.timeout(30)
 
 
-@pytest.fixture(scope="module")
-def fake_server():
-    fake = CohereFake(valid_keys={"co-test-key"})
-    with FakeServer(fake.app) as server:
-        yield fake, server
-
-
-@pytest.fixture
-def fake(fake_server):
-    fake, _ = fake_server
-    fake.script.clear()
-    fake.received.clear()
-    return fake
+served = served_fixture(lambda: CohereFake(valid_keys={"co-test-key"}))
+fake = fresh_fixture()
 
 
 def make_client(url: str, key: str, http: httpx.Client) -> cohere.ClientV2:
@@ -38,9 +27,8 @@ def http():
 
 
 @pytest.fixture
-def client(fake_server, http):
-    _, server = fake_server
-    return make_client(server.url, "co-test-key", http)
+def client(served, http):
+    return make_client(served.url, "co-test-key", http)
 
 
 def test_chat(fake, client):
@@ -110,9 +98,8 @@ def test_models(fake, client):
     assert [m.name for m in embed_only.models] == ["embed-v4.0"]
 
 
-def test_errors(fake, client, fake_server, http):
-    _, server = fake_server
-    bad = make_client(server.url, "wrong", http)
+def test_errors(fake, client, http):
+    bad = make_client(fake.url, "wrong", http)
     with pytest.raises(cohere.errors.UnauthorizedError):
         bad.chat(model="command-a-03-2025", messages=[{"role": "user", "content": "hi"}])
     fake.error(429, {"message": "trial key rate limit"}, {"retry-after": "7"})

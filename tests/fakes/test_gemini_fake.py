@@ -7,7 +7,7 @@ from google import genai
 from google.genai import errors, types
 
 from tests.fakes.gemini import GeminiFake, Reply, error_body
-from tests.fakes.server import FakeServer
+from tests.fakes.server import fresh_fixture, served_fixture
 
 pytestmark = pytest.mark.timeout(30)
 KEY = "test-gemini-key"
@@ -17,19 +17,8 @@ WEATHER = types.FunctionDeclaration(
     parameters_json_schema={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
 
 
-@pytest.fixture(scope="module")
-def fake_server():
-    fake = GeminiFake(KEY)
-    with FakeServer(fake.app) as server:
-        yield fake, server
-
-
-@pytest.fixture
-def fake(fake_server):
-    fake, _ = fake_server
-    fake.replies.clear()
-    fake.received.clear()
-    return fake
+served = served_fixture(lambda: GeminiFake(KEY))
+fake = fresh_fixture()
 
 
 def make_client(url: str, key: str = KEY) -> genai.Client:
@@ -38,9 +27,8 @@ def make_client(url: str, key: str = KEY) -> genai.Client:
 
 
 @pytest.fixture
-def client(fake_server):
-    _, server = fake_server
-    with make_client(server.url) as client:
+def client(served):
+    with make_client(served.url) as client:
         yield client
 
 
@@ -112,13 +100,13 @@ def test_models(fake, client):
     assert fake.received[-1].query.get("pageToken") == "2"
 
 
-def test_errors(fake, client, fake_server):
+def test_errors(fake, client):
     fake.replies.append(Reply(status=429, body=error_body(429, "RESOURCE_EXHAUSTED", "Quota exceeded"),
                               headers={"retry-after": "7"}))
     with pytest.raises(errors.ClientError) as caught:
         client.models.generate_content(model=MODEL, contents="hi")
     assert caught.value.code == 429 and caught.value.status == "RESOURCE_EXHAUSTED"
-    with make_client(fake_server[1].url, "wrong-key") as bad, pytest.raises(errors.ClientError) as caught:
+    with make_client(fake.url, "wrong-key") as bad, pytest.raises(errors.ClientError) as caught:
         bad.models.generate_content(model=MODEL, contents="hi")
     assert caught.value.code == 400 and "API key not valid" in caught.value.message
     fake.replies.append(Reply(status=503, body=error_body(503, "UNAVAILABLE", "The model is overloaded.")))

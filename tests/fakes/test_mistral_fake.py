@@ -7,7 +7,7 @@ from mistralai.client import Mistral, errors
 
 from tests.fakes.mistral import make_app, mistral_error
 from tests.fakes.openai_family import Reply
-from tests.fakes.server import FakeServer
+from tests.fakes.server import fresh_fixture, served_fixture
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -15,17 +15,13 @@ USER = [{"role": "user", "content": "hi"}]
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
 
 
-@pytest.fixture(scope="module")
-def fake():
-    app = make_app()
-    with FakeServer(app) as server:
-        yield app.state.fake, server.url
+served = served_fixture(lambda: make_app().state.fake)
+fake = fresh_fixture()
 
 
 @pytest.fixture
 def client(fake):
-    fake[0].replies.clear()
-    return Mistral(api_key="test-key", server_url=fake[1])
+    return Mistral(api_key="test-key", server_url=fake.url)
 
 
 def test_chat_and_stream(client):
@@ -63,19 +59,19 @@ def test_errors(client, fake):
     assert caught.value.status_code == 400 and "3280" in caught.value.body
     with pytest.raises(errors.SDKError):
         client.chat.complete(model="mistral-large-latest", messages=[*USER, {"role": "assistant", "content": "x"}])
-    fake[0].push(Reply(429, mistral_error(429, "Requests rate limit exceeded", "rate_limit_error"),
-                       {"retry-after": "2"}))
+    fake.push(Reply(429, mistral_error(429, "Requests rate limit exceeded", "rate_limit_error"),
+                    {"retry-after": "2"}))
     with pytest.raises(errors.SDKError) as caught:
         client.chat.complete(model="mistral-large-latest", messages=USER)
     assert caught.value.status_code == 429
     with pytest.raises(errors.SDKError) as caught:
-        Mistral(api_key="wrong", server_url=fake[1]).chat.complete(model="mistral-large-latest", messages=USER)
+        Mistral(api_key="wrong", server_url=fake.url).chat.complete(model="mistral-large-latest", messages=USER)
     assert caught.value.status_code == 401
 
 
 def test_unknown_field_is_422(fake):
     import httpx
 
-    response = httpx.post(fake[1] + "/v1/chat/completions", headers={"authorization": "Bearer test-key"},
+    response = httpx.post(fake.url + "/v1/chat/completions", headers={"authorization": "Bearer test-key"},
                           json={"model": "mistral-large-latest", "messages": USER, "seed": 1})
     assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body", "seed"]

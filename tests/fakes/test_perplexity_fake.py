@@ -10,24 +10,20 @@ import pytest
 
 from tests.fakes.openai_family import Reply
 from tests.fakes.perplexity import make_app, pplx_error
-from tests.fakes.server import FakeServer
+from tests.fakes.server import fresh_fixture, served_fixture
 
 pytestmark = pytest.mark.timeout(30)
 
 FUNCTION = {"type": "function", "name": "get_weather", "description": "weather", "parameters": {"type": "object"}}
 
 
-@pytest.fixture(scope="module")
-def fake():
-    app = make_app()
-    with FakeServer(app) as server:
-        yield app.state.fake, server.url
+served = served_fixture(lambda: make_app().state.fake)
+fake = fresh_fixture()
 
 
 @pytest.fixture
 def agent(fake):
-    fake[0].replies.clear()
-    return openai.OpenAI(base_url=fake[1] + "/v1", api_key="test-key", max_retries=0, timeout=10)
+    return openai.OpenAI(base_url=fake.url + "/v1", api_key="test-key", max_retries=0, timeout=10)
 
 
 def test_agent_response_with_search(agent, fake):
@@ -35,7 +31,7 @@ def test_agent_response_with_search(agent, fake):
     assert response.output_text == "Hello from perplexity agent! You said: paris?"
     assert response.output[0].type == "search_results"
     assert response.usage.input_tokens > 0
-    assert fake[0].received[-1].path == "/v1/responses"
+    assert fake.received[-1].path == "/v1/responses"
 
 
 def test_agent_stream(agent):
@@ -70,14 +66,14 @@ def test_agent_is_strict(agent, fake):
     assert 'unknown field "seed"' in caught.value.message
     with pytest.raises(openai.BadRequestError):
         agent.responses.create(model="perplexity/sonar-pro", input="x")
-    fake[0].push(Reply(429, pplx_error(429, "slow down", "request_rate_limit_exceeded"), {"retry-after": "4"}))
+    fake.push(Reply(429, pplx_error(429, "slow down", "request_rate_limit_exceeded"), {"retry-after": "4"}))
     with pytest.raises(openai.RateLimitError):
         agent.responses.create(model="openai/gpt-5.1", input="x")
-    assert httpx.get(fake[1] + "/v1/models").json()["data"][0]["id"] == "perplexity/sonar"
+    assert httpx.get(fake.url + "/v1/models").json()["data"][0]["id"] == "perplexity/sonar"
 
 
 def test_sonar_chat_and_stream(fake):
-    client = openai.OpenAI(base_url=fake[1], api_key="test-key", max_retries=0, timeout=10)
+    client = openai.OpenAI(base_url=fake.url, api_key="test-key", max_retries=0, timeout=10)
     completion = client.chat.completions.create(model="sonar", messages=[{"role": "user", "content": "hi"}])
     assert completion.choices[0].message.content == "Hello from perplexity! You said: hi"
     assert completion.citations and completion.search_results  # extra fields kept by the SDK

@@ -8,33 +8,21 @@ import replicate
 from replicate.exceptions import ModelError, ReplicateError
 
 from tests.fakes.replicate import MODELS, ReplicateFake
-from tests.fakes.server import FakeServer
+from tests.fakes.server import fresh_fixture, served_fixture
 
 pytestmark = pytest.mark.timeout(30)
 
 LLAMA = "meta/meta-llama-3-8b-instruct"
 
 
-@pytest.fixture(scope="module")
-def fake_server():
-    fake = ReplicateFake(valid_keys={"r8_testkey"})
-    with FakeServer(fake.app) as server:
-        yield fake, server
+served = served_fixture(lambda: ReplicateFake(valid_keys={"r8_testkey"}))
+fake = fresh_fixture()
 
 
 @pytest.fixture
-def fake(fake_server):
-    fake, _ = fake_server
-    fake.script.clear()
-    fake.received.clear()
-    return fake
-
-
-@pytest.fixture
-def client(fake_server, monkeypatch):
-    _, server = fake_server
+def client(served, monkeypatch):
     monkeypatch.setenv("REPLICATE_POLL_INTERVAL", "0.01")
-    client = replicate.Client(api_token="r8_testkey", base_url=server.url)
+    client = replicate.Client(api_token="r8_testkey", base_url=served.url)
     yield client
     client._client.close()  # the SDK never closes its httpx client itself
 
@@ -94,12 +82,11 @@ def test_models(fake, client):
     assert model.latest_version.id == MODELS[LLAMA]["version"]
 
 
-def test_errors(fake, client, fake_server):
-    _, server = fake_server
+def test_errors(fake, client):
     with httpx.Client() as http:
         # the fake accepts the legacy "Token" scheme too, and rejects a wrong key
-        assert http.get(f"{server.url}/v1/models", headers={"authorization": "Token r8_testkey"}).status_code == 200
-    bad = replicate.Client(api_token="r8_wrong", base_url=server.url)
+        assert http.get(f"{fake.url}/v1/models", headers={"authorization": "Token r8_testkey"}).status_code == 200
+    bad = replicate.Client(api_token="r8_wrong", base_url=fake.url)
     try:
         with pytest.raises(ReplicateError) as info:
             bad.models.predictions.create(model=LLAMA, input={"prompt": "hi"})

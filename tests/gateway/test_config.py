@@ -132,3 +132,20 @@ def test_serve_refuses_invalid_config(tmp_path):
     result = cli("serve", "--config", str(bad))
     assert result.returncode == 1
     assert "server.port: must be an integer, got 'nope'" in result.stderr
+
+
+def test_provider_proxy_key():
+    def proxy_of(value):
+        raw = {**BASE, "providers": {"openai-main": {"type": "openai", "api_key": "k", "proxy": value}}}
+        return parse_config(raw, env={"P": "http://u:pw@proxy.corp:3128"}).providers["openai-main"].proxy
+
+    assert parse_config(BASE, env={}).providers["openai-main"].proxy is None  # absent: the environment decides
+    assert proxy_of("${P}") == "http://u:pw@proxy.corp:3128"
+    assert proxy_of("none") == proxy_of("") == ""  # never, whatever the environment says
+    errors = errors_of({"models": {}, "providers": {"a": {"type": "openai", "proxy": "socks5://u:hunter2@h:1080"},
+                                              "b": {"type": "openai", "proxy": "https://h:443"},
+                                              "c": {"type": "openai", "proxy": 3128}}})
+    shape = "must be an http:// proxy URL (http://[user:pass@]host:port)"
+    assert errors == [f"providers.a.proxy: {shape}, got 'socks5://***@h:1080'",
+                      f"providers.b.proxy: {shape}, got 'https://h:443'",
+                      "providers.c.proxy: must be a string, got 3128"]

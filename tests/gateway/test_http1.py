@@ -302,7 +302,7 @@ def test_slow_reader_pauses_the_socket():
 
 def test_tls_with_sni_and_verification(tmp_path):
     cryptography = pytest.importorskip("cryptography")  # noqa: F841
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_tls.load_cert_chain(cert, key)
 
@@ -318,7 +318,8 @@ def test_tls_with_sni_and_verification(tmp_path):
     run(go())
 
 
-def _self_signed(tmp_path):
+def self_signed(tmp_path, *names: str):
+    """A certificate for ``names`` (``localhost`` when none) that is its own CA: (cert path, key path)."""
     import datetime
 
     from cryptography import x509
@@ -327,12 +328,13 @@ def _self_signed(tmp_path):
     from cryptography.x509.oid import NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    names = names or ("localhost",)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
     now = datetime.datetime.now(datetime.timezone.utc)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
             .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .sign(key, hashes.SHA256()))
     cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"

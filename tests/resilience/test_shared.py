@@ -7,8 +7,10 @@ and each transition are checked closely.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
+from collections.abc import AsyncIterator
 
 import redis
 
@@ -37,10 +39,18 @@ async def replica(cfg) -> Circuits:
     return circuits
 
 
-async def close(*replicas: Circuits) -> None:
-    for c in replicas:
-        await c.close()
-        await c.backend.close()
+@contextlib.asynccontextmanager
+async def replicas(cfg, count: int = 2) -> AsyncIterator[list[Circuits]]:
+    """``count`` replicas' views of the same shared state (``replica``), all closed when the block ends."""
+    started: list[Circuits] = []
+    try:
+        for _ in range(count):
+            started.append(await replica(cfg))
+        yield started
+    finally:
+        for circuits in started:
+            await circuits.close()
+            await circuits.backend.close()
 
 
 async def wait_for(predicate, timeout: float = 2.0) -> float:
@@ -67,8 +77,7 @@ def test_failures_seen_by_one_replica_open_it_for_the_other_within_a_second(redi
     d1 = cfg.models["chat"].deployments[0]
 
     async def go():
-        a, b = await replica(cfg), await replica(cfg)
-        try:
+        async with replicas(cfg) as (a, b):
             assert a.shared.active and b.shared.active
             await fail(a, d1, 3)
             await wait_for(lambda: a.state(d1) == "open", 0.5)
@@ -76,8 +85,6 @@ def test_failures_seen_by_one_replica_open_it_for_the_other_within_a_second(redi
             assert elapsed < 1.0
             assert await b.acquire(d1) is None
             assert b.describe(d1)["shared"] is True
-        finally:
-            await close(a, b)
     asyncio.run(go())
 
 
@@ -86,14 +93,11 @@ def test_failures_add_up_across_replicas(redis_url):
     d1 = cfg.models["chat"].deployments[0]
 
     async def go():
-        a, b = await replica(cfg), await replica(cfg)
-        try:
+        async with replicas(cfg) as (a, b):
             await fail(a, d1, 2)
             await asyncio.sleep(0.2)
             await fail(b, d1, 1)  # 3 consecutive failures across the fleet
             await wait_for(lambda: a.state(d1) == "open" and b.state(d1) == "open", 1.0)
-        finally:
-            await close(a, b)
     asyncio.run(go())
 
 
@@ -102,8 +106,7 @@ def test_after_the_cooldown_exactly_one_probe_across_replicas(redis_url):
     d1 = cfg.models["chat"].deployments[0]
 
     async def go():
-        a, b = await replica(cfg), await replica(cfg)
-        try:
+        async with replicas(cfg) as (a, b):
             await fail(a, d1, 3)
             await wait_for(lambda: b.state(d1) == "open", 1.0)
             await asyncio.sleep(1.05)
@@ -119,8 +122,6 @@ def test_after_the_cooldown_exactly_one_probe_across_replicas(redis_url):
             assert owner.state(d1) == "closed"
             await wait_for(lambda: other.state(d1) == "closed", 1.0)
             assert await other.acquire(d1) is not None
-        finally:
-            await close(a, b)
     asyncio.run(go())
 
 
@@ -129,8 +130,7 @@ def test_a_failed_probe_opens_it_again_everywhere(redis_url):
     d1 = cfg.models["chat"].deployments[0]
 
     async def go():
-        a, b = await replica(cfg), await replica(cfg)
-        try:
+        async with replicas(cfg) as (a, b):
             await fail(a, d1, 3)
             await asyncio.sleep(1.05)
             probe = await b.acquire(d1)
@@ -141,8 +141,6 @@ def test_a_failed_probe_opens_it_again_everywhere(redis_url):
             assert a.state(d1) == "open" and await a.acquire(d1) is None
             await asyncio.sleep(0.8)
             assert a.state(d1) == "half_open"
-        finally:
-            await close(a, b)
     asyncio.run(go())
 
 
@@ -151,8 +149,7 @@ def test_a_probe_that_never_reports_expires(redis_url):
     d1 = cfg.models["chat"].deployments[0]
 
     async def go():
-        a, b = await replica(cfg), await replica(cfg)
-        try:
+        async with replicas(cfg) as (a, b):
             await fail(a, d1, 3)
             await asyncio.sleep(1.05)
             assert (await a.acquire(d1)).probe  # and never reported: the replica "died"
@@ -161,8 +158,6 @@ def test_a_probe_that_never_reports_expires(redis_url):
             await asyncio.sleep(1.4)
             probe = await b.acquire(d1)
             assert probe is not None and probe.probe
-        finally:
-            await close(a, b)
     asyncio.run(go())
 
 
@@ -171,14 +166,11 @@ def test_connect_errors_stay_with_the_replica_that_saw_them(redis_url):
     d1 = cfg.models["chat"].deployments[0]
 
     async def go():
-        a, b = await replica(cfg), await replica(cfg)
-        try:
+        async with replicas(cfg) as (a, b):
             await fail(a, d1, 3, local=True)
             assert a.state(d1) == "open"
             await asyncio.sleep(0.4)
             assert b.state(d1) == "closed" and await b.acquire(d1) is not None
-        finally:
-            await close(a, b)
     asyncio.run(go())
 
 
@@ -187,15 +179,12 @@ def test_forced_state_is_shared_and_auto_lifts_it(redis_url):
     d2 = cfg.models["chat"].deployments[1]
 
     async def go():
-        a, b = await replica(cfg), await replica(cfg)
-        try:
+        async with replicas(cfg) as (a, b):
             await a.force("d2", "open")
             await wait_for(lambda: b.state(d2) == "open", 1.0)
             assert b.describe(d2)["forced"] == "open"
             await b.force("d2", "auto")
             await wait_for(lambda: a.state(d2) == "closed", 1.0)
-        finally:
-            await close(a, b)
     asyncio.run(go())
 
 
@@ -205,14 +194,11 @@ def test_keys_expire(redis_url):
     d1 = cfg.models["chat"].deployments[0]
 
     async def go():
-        a = await replica(cfg)
-        try:
+        async with replicas(cfg, 1) as (a,):
             await fail(a, d1, 1)
             permit = await a.acquire(d1)
             await a.report(permit, success=True)
             await asyncio.sleep(0.3)
-        finally:
-            await close(a)
     asyncio.run(go())
     client = redis.Redis.from_url(redis_url)
     try:
@@ -227,8 +213,7 @@ def test_redis_down_fails_open_and_resynchronises(redis_server):
     d1, d2 = cfg.models["chat"].deployments
 
     async def go():
-        a, b = await replica(cfg), await replica(cfg)
-        try:
+        async with replicas(cfg) as (a, b):
             await fail(a, d1, 3)
             await wait_for(lambda: b.state(d1) == "open", 1.0)
             redis_server.stop()
@@ -252,6 +237,4 @@ def test_redis_down_fails_open_and_resynchronises(redis_server):
             await wait_for(lambda: a.state(d2) != "closed", 1.0)  # open, or half-open: the cooldown ran meanwhile
             await b.force("d2", "closed")
             await wait_for(lambda: a.state(d2) == "closed", 1.0)
-        finally:
-            await close(a, b)
     asyncio.run(go())
