@@ -47,13 +47,29 @@ def group_for(runtime: Runtime, body: dict[str, Any]) -> ModelGroup:
 
 async def send(client: UpstreamClient, provider: Provider, call: Call, request: UpstreamRequest) -> UpstreamResponse:
     """Send a request and every follow-up the provider asks for; raise the mapped error on a failure."""
+    return await _follow_ups(client, provider, call, request, until_stream=False)  # type: ignore[return-value]
+
+
+async def stream_request(client: UpstreamClient, provider: Provider, call: Call,
+                         request: UpstreamRequest) -> UpstreamRequest:
+    """For vendors whose stream is a later call (Replicate): make the calls before it whole and return
+    the stream request, unsent."""
+    return await _follow_ups(client, provider, call, request, until_stream=True)  # type: ignore[return-value]
+
+
+async def _follow_ups(client: UpstreamClient, provider: Provider, call: Call, request: UpstreamRequest,
+                      until_stream: bool) -> UpstreamResponse | UpstreamRequest:
     for _ in range(MAX_FOLLOW_UPS):
         response = await client.send(request)
         if response.status >= 400:
             raise provider.map_error(response)
         follow_up = provider.follow_up(call, response)
         if follow_up is None:
+            if until_stream:
+                raise UpstreamError(f"provider '{provider.config.name}' gave no stream to read")
             return response
+        if until_stream and follow_up.stream:
+            return follow_up
         request = follow_up
     raise UpstreamError(f"provider '{provider.config.name}' did not finish after {MAX_FOLLOW_UPS} follow-up calls")
 
@@ -94,18 +110,8 @@ class Pipeline:
 
     async def _open_stream(self, client: UpstreamClient, provider: Provider, call: Call, request: UpstreamRequest,
                            deployment: Deployment) -> LiveStream:
-        if not request.stream:
-            # vendors whose stream is a second call (Replicate): make the first call(s) whole
-            for _ in range(MAX_FOLLOW_UPS):
-                response = await client.send(request)
-                if response.status >= 400:
-                    raise provider.map_error(response)
-                follow_up = provider.follow_up(call, response)
-                if follow_up is None:
-                    raise UpstreamError(f"provider '{provider.config.name}' gave no stream to read")
-                request = follow_up
-                if request.stream:
-                    break
+        if not request.stream:  # the stream is a later call (Replicate)
+            request = await stream_request(client, provider, call, request)
         upstream = await client.open(request)
         try:
             if upstream.status >= 400:

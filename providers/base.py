@@ -23,7 +23,8 @@ from typing import Any, ClassVar
 
 import orjson
 
-from gateway.errors import GatewayError, UnsupportedParameter, from_upstream_status, parse_retry_after, scrub
+from gateway.errors import (GatewayError, UnsupportedParameter, UpstreamError, from_upstream_status,
+                            parse_retry_after, scrub)
 from gateway.sse import SSEDecoder, SSEEvent
 
 
@@ -158,6 +159,22 @@ class Translated:
     body: bytes  # the OpenAI-shaped JSON the client receives
     usage: Usage | None = None
     model: str | None = None  # the model the upstream reported
+
+
+def answer_json(body: bytes, provider_name: str) -> Any:
+    """An upstream answer's JSON; ``UpstreamError`` when it is not JSON."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise UpstreamError(f"provider '{provider_name}' answered with a body that is not JSON") from None
+
+
+def event_json(data: str, provider_name: str) -> Any:
+    """A stream event's JSON; ``UpstreamError`` when it is not JSON."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise UpstreamError(f"provider '{provider_name}' sent a stream event that is not JSON") from None
 
 
 class StreamTranslator:

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from gateway.errors import UpstreamError
 from gateway.sse import SSEEvent, encode_data
 from providers.base import Call, Usage, usage_chunk
 from providers.dialect_repair import drop_null_fingerprint
-from providers.openai_compat import OpenAIStreamTranslator, stream_error
+from providers.openai_compat import OpenAIStreamTranslator
 
 if TYPE_CHECKING:
     from providers.openai_dialect import OpenAIDialect
@@ -31,23 +29,9 @@ class DialectStreamTranslator(OpenAIStreamTranslator):
 
     def _event(self, event: SSEEvent) -> list[bytes]:
         data = event.data
-        if not data:
+        chunk = self._chunk(data)
+        if chunk is None:
             return []
-        if data == "[DONE]":
-            self.done = True
-            return []
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            name = self.provider.config.name
-            raise UpstreamError(f"provider '{name}' sent a stream event that is not JSON") from None
-        if not isinstance(chunk, dict):
-            return []
-        if "error" in chunk and "choices" not in chunk:
-            error = chunk["error"]
-            if not isinstance(error, dict):
-                error = {"message": str(error), "type": chunk.get("error_type")}
-            raise stream_error(self.provider, error)
         if self.model is None and chunk.get("model"):
             self.model = chunk["model"]
         changed = self.provider.transform_chunk(self.call, chunk)

@@ -18,6 +18,7 @@ import orjson
 
 from gateway.errors import GatewayError, Overloaded, UnsupportedParameter, UpstreamClientError, UpstreamError
 from providers.base import (
+    answer_json,
     Call,
     Capabilities,
     OptionSpec,
@@ -69,10 +70,7 @@ class HuggingFaceProvider(OpenAIDialect):
     def parse_embeddings(self, call: Call, response: UpstreamResponse) -> Translated:
         if not self.pipeline:
             return super().parse_embeddings(call, response)
-        try:
-            data = orjson.loads(response.body)
-        except orjson.JSONDecodeError:
-            raise UpstreamError(f"provider '{self.config.name}' answered with a body that is not JSON") from None
+        data = answer_json(response.body, self.config.name)
         inputs = call.body.get("input")
         texts = [inputs] if isinstance(inputs, str) else list(inputs or [])
         vectors = _sentence_vectors(data, single=isinstance(inputs, str))

@@ -27,6 +27,7 @@ from gateway.errors import (
 )
 from gateway.sse import SSEEvent
 from providers.base import (
+    answer_json, event_json,
     Call,
     Capabilities,
     Provider,
@@ -76,10 +77,7 @@ class OpenAICompatProvider(Provider):
         return out
 
     def parse_chat(self, call: Call, response: UpstreamResponse) -> Translated:
-        try:
-            data = orjson.loads(response.body)
-        except orjson.JSONDecodeError:
-            raise UpstreamError(f"provider '{self.config.name}' answered with a body that is not JSON") from None
+        data = answer_json(response.body, self.config.name)
         if not isinstance(data, dict) or "choices" not in data:
             raise UpstreamError(f"provider '{self.config.name}' answered without 'choices'")
         changed = self.transform_response(call, data)
@@ -105,10 +103,7 @@ class OpenAICompatProvider(Provider):
         return UpstreamRequest("POST", self.embeddings_url(call), self.auth_headers(), orjson.dumps(body))
 
     def parse_embeddings(self, call: Call, response: UpstreamResponse) -> Translated:
-        try:
-            data = orjson.loads(response.body)
-        except orjson.JSONDecodeError:
-            raise UpstreamError(f"provider '{self.config.name}' answered with a body that is not JSON") from None
+        data = answer_json(response.body, self.config.name)
         usage = data.get("usage") or {} if isinstance(data, dict) else {}
         prompt = int(usage.get("prompt_tokens") or usage.get("total_tokens") or 0)
         return Translated(body=response.body, usage=Usage(prompt_tokens=prompt), model=data.get("model"))
@@ -160,22 +155,28 @@ class OpenAIStreamTranslator(SSEStreamTranslator):
         self.usage: Usage | None = None
         self.model: str | None = None
 
-    def _event(self, event: SSEEvent) -> list[bytes]:
-        data = event.data
+    def _chunk(self, data: str) -> dict[str, Any] | None:
+        """The chunk an event carries; None for none (``[DONE]`` marks the end); raises for an error object."""
         if not data:
-            return []
+            return None
         if data == "[DONE]":
             self.done = True
-            return []
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise UpstreamError(f"provider '{self.provider.config.name}' sent a stream event that is not JSON") from None
+            return None
+        chunk = event_json(data, self.provider.config.name)
         if not isinstance(chunk, dict):
-            return []
+            return None
         if "error" in chunk and "choices" not in chunk:
-            error = chunk["error"] if isinstance(chunk["error"], dict) else {"message": str(chunk["error"])}
+            error = chunk["error"]
+            if not isinstance(error, dict):
+                error = {"message": str(error), "type": chunk.get("error_type")}
             raise stream_error(self.provider, error)
+        return chunk
+
+    def _event(self, event: SSEEvent) -> list[bytes]:
+        data = event.data
+        chunk = self._chunk(data)
+        if chunk is None:
+            return []
         if self.model is None:
             self.model = chunk.get("model")
         changed = self.provider.transform_chunk(self.call, chunk)

@@ -30,7 +30,8 @@ from typing import Any, ClassVar
 import orjson
 
 from gateway.errors import ContextLengthExceeded, GatewayError, UpstreamClientError, UpstreamError
-from providers.base import Call, Provider, ProviderConfig, Translated, UpstreamRequest, UpstreamResponse, Usage
+from providers.base import (Call, Provider, ProviderConfig, Translated, UpstreamRequest, UpstreamResponse, Usage,
+                            answer_json)
 from providers.dialect_repair import (
     FINISH_REASONS,
     OPENAI_FINISH_REASONS,
@@ -156,10 +157,7 @@ class OpenAIDialect(OpenAICompatProvider):
         return body
 
     def parse_embeddings(self, call: Call, response: UpstreamResponse) -> Translated:
-        try:
-            data = orjson.loads(response.body)
-        except orjson.JSONDecodeError:
-            raise UpstreamError(f"provider '{self.config.name}' answered with a body that is not JSON") from None
+        data = answer_json(response.body, self.config.name)
         if not isinstance(data, dict) or not isinstance(data.get("data"), list):
             raise UpstreamError(f"provider '{self.config.name}' answered embeddings without 'data'")
         vectors = [item.get("embedding") for item in data["data"] if isinstance(item, dict)]

@@ -16,16 +16,14 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from gateway.errors import GatewayError, UpstreamClientError, UpstreamError, UpstreamRateLimited, from_upstream_status
+from providers.base import answer_json
 
 if TYPE_CHECKING:
     from providers.base import UpstreamResponse
 
 
 def load_object(body: bytes, provider_name: str) -> dict[str, Any]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise UpstreamError(f"provider '{provider_name}' answered with a body that is not JSON") from None
+    data = answer_json(body, provider_name)
     if not isinstance(data, dict):
         raise UpstreamError(f"provider '{provider_name}' answered with JSON that is not an object")
     return data

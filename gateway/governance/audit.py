@@ -170,10 +170,7 @@ class AuditLog:
         for writer in self.writers:
             if writer.task is not None:
                 writer.task.cancel()
-                try:
-                    await writer.task
-                except BaseException:
-                    pass
+                await asyncio.gather(writer.task, return_exceptions=True)
             if isinstance(writer.sink, FileSink):
                 writer.sink.close()
 

@@ -57,10 +57,7 @@ class Bus:
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
-                await self._task
-            except BaseException:
-                pass
+            await asyncio.gather(self._task, return_exceptions=True)
 
     async def broadcast(self, topic: str, payload: Any) -> int:
         """Publish to every replica and wait for their acknowledgements; answers how many acknowledged."""

@@ -69,10 +69,7 @@ class SpendLedger:
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
-                await self._task
-            except BaseException:
-                pass
+            await asyncio.gather(self._task, return_exceptions=True)
         try:
             await asyncio.wait_for(self.flush(), timeout=2)
         except Exception:

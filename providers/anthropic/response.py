@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from gateway.errors import UpstreamError
-from providers.base import Call, Translated, Usage
+from providers.base import Call, Translated, Usage, answer_json
 
 FINISH_REASONS = {
     "end_turn": "stop",
@@ -52,10 +52,7 @@ def tool_call(block: Mapping[str, Any], index: int | None = None) -> dict[str, A
 
 
 def parse_message(call: Call, raw: bytes, provider_name: str) -> Translated:
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise UpstreamError(f"provider '{provider_name}' answered with a body that is not JSON") from None
+    data = answer_json(raw, provider_name)
     if not isinstance(data, dict) or not isinstance(data.get("content"), list):
         raise UpstreamError(f"provider '{provider_name}' answered without a message 'content' list")
     texts = [str(b.get("text") or "") for b in data["content"] if isinstance(b, dict) and b.get("type") == "text"]

@@ -24,7 +24,7 @@ import orjson
 from gateway.errors import UpstreamError
 from gateway.sse import SSEEvent, encode_data
 from providers.anthropic.response import finish_reason, tool_call, usage_from
-from providers.base import Call, SSEStreamTranslator, Usage, UpstreamResponse, openai_chunk, usage_chunk
+from providers.base import Call, SSEStreamTranslator, UpstreamResponse, Usage, event_json, openai_chunk, usage_chunk
 
 if TYPE_CHECKING:
     from providers.anthropic.provider import AnthropicProvider
@@ -55,10 +55,7 @@ class AnthropicStreamTranslator(SSEStreamTranslator):
     def _event(self, event: SSEEvent) -> list[bytes]:
         if self.done or not event.data:
             return []
-        try:
-            data = orjson.loads(event.data)
-        except orjson.JSONDecodeError:
-            raise UpstreamError(f"provider '{self.provider.config.name}' sent a stream event that is not JSON") from None
+        data = event_json(event.data, self.provider.config.name)
         if not isinstance(data, dict):
             return []
         kind = data.get("type") or event.event

@@ -16,11 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from gateway.errors import UpstreamError
 from gateway.sse import SSEEvent, encode_data
-from providers.base import Call, SSEStreamTranslator, Usage, openai_chunk, usage_chunk
+from providers.base import Call, SSEStreamTranslator, Usage, event_json, openai_chunk, usage_chunk
 from providers.cohere.response import finish_reason, usage_of
 
 
@@ -48,10 +46,7 @@ class CohereStreamTranslator(SSEStreamTranslator):
         data = event.data
         if not data or data == "[DONE]" or self.done:
             return []
-        try:
-            payload = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise UpstreamError(f"provider '{self.provider_name}' sent a stream event that is not JSON") from None
+        payload = event_json(data, self.provider_name)
         if not isinstance(payload, dict):
             return []
         kind = payload.get("type") or event.event

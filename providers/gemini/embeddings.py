@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from gateway.errors import InvalidRequest, UpstreamError
-from providers.base import Call, Translated, Usage
+from providers.base import Call, Translated, Usage, answer_json
 
 
 def texts_of(body: dict[str, Any]) -> list[str]:
@@ -39,10 +39,7 @@ def build_body(body: dict[str, Any], model_path: str, task_type: str | None) -> 
 
 
 def parse(call: Call, body: bytes, provider_name: str) -> Translated:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise UpstreamError(f"provider '{provider_name}' answered with a body that is not JSON") from None
+    data = answer_json(body, provider_name)
     embeddings = data.get("embeddings") if isinstance(data, dict) else None
     if not isinstance(embeddings, list):
         raise UpstreamError(f"provider '{provider_name}' answered without 'embeddings'")

@@ -20,7 +20,7 @@ import orjson
 
 from gateway.errors import GatewayError, UpstreamError
 from gateway.sse import SSEEvent, encode_data
-from providers.base import Call, SSEStreamTranslator, UpstreamResponse, Usage, openai_chunk, usage_chunk
+from providers.base import Call, SSEStreamTranslator, UpstreamResponse, Usage, event_json, openai_chunk, usage_chunk
 from providers.gemini.response import blocked, finish_reason, parts_of, tool_call, usage_from, visible_text
 
 if TYPE_CHECKING:
@@ -52,10 +52,7 @@ class GeminiStreamTranslator(SSEStreamTranslator):
         data = event.data
         if not data.strip():
             return []
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise UpstreamError(f"provider '{self.provider.config.name}' sent a stream event that is not JSON") from None
+        chunk = event_json(data, self.provider.config.name)
         if not isinstance(chunk, dict):
             return []
         if "error" in chunk and "candidates" not in chunk:

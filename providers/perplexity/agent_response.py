@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from gateway.errors import GatewayError, UpstreamError
-from providers.base import Call, Provider, Translated, UpstreamResponse, Usage
+from providers.base import Call, Provider, Translated, UpstreamResponse, Usage, answer_json
 
 # Agent API error codes -> the HTTP status an equivalent HTTP error would carry
 FAILURE_STATUS = {"rate_limit_exceeded": 429, "request_rate_limit_exceeded": 429, "invalid_request": 400,
@@ -112,10 +112,7 @@ def failure(provider: Provider, response: dict[str, Any]) -> GatewayError:
 
 
 def translate(provider: Provider, call: Call, response: UpstreamResponse) -> Translated:
-    try:
-        data = orjson.loads(response.body)
-    except orjson.JSONDecodeError:
-        raise UpstreamError(f"provider '{provider.config.name}' answered with a body that is not JSON") from None
+    data = answer_json(response.body, provider.config.name)
     if not isinstance(data, dict):
         raise UpstreamError(f"provider '{provider.config.name}' answered with an unexpected body")
     status = data.get("status")

@@ -19,11 +19,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from gateway.errors import UpstreamError
 from gateway.sse import SSEEvent, encode_data
-from providers.base import Call, Provider, SSEStreamTranslator, Usage, openai_chunk, usage_chunk
+from providers.base import Call, Provider, SSEStreamTranslator, Usage, event_json, openai_chunk, usage_chunk
 from providers.dialect_repair import drop_null_fingerprint
 from providers.perplexity import agent_response
 
@@ -56,11 +54,7 @@ class AgentStreamTranslator(SSEStreamTranslator):
     def _event(self, sse: SSEEvent) -> list[bytes]:
         if not sse.data or sse.data == "[DONE]" or self.done:
             return []
-        try:
-            event = orjson.loads(sse.data)
-        except orjson.JSONDecodeError:
-            name = self.provider.config.name
-            raise UpstreamError(f"provider '{name}' sent a stream event that is not JSON") from None
+        event = event_json(sse.data, self.provider.config.name)
         if not isinstance(event, dict):
             return []
         kind = event.get("type") or sse.event
